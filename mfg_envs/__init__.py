@@ -1,0 +1,51 @@
+"""Mean field game environments with continuous actions.
+
+``import mfg_envs`` registers every id with Gymnasium (``gym.make``) and its batched N-agent
+version (``gym.make_vec(env_id, num_envs=N)``); :func:`parallel_env` builds the PettingZoo
+version.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from gymnasium.envs.registration import register
+
+from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationFlow
+from mfg_envs.env import MeanFieldEnv
+from mfg_envs.linear_quadratic import LinearQuadraticEnv
+from mfg_envs.parallel import MeanFieldParallelEnv
+from mfg_envs.vector import MeanFieldVectorEnv
+
+__version__ = "0.1.0"
+
+ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {cls.env_id: cls for cls in (LinearQuadraticEnv,)}
+ENV_IDS = tuple(ENV_CLASSES)
+
+
+def parallel_env(env_id: str, n_agents: int = 100, **kwargs: Any) -> MeanFieldParallelEnv:
+    """PettingZoo ``ParallelEnv`` of ``env_id`` with ``n_agents`` agents (keywords as for ``gym.make``)."""
+    if env_id not in ENV_CLASSES:
+        raise ValueError(f"env_id must be one of {ENV_IDS}, got {env_id!r}")
+    return MeanFieldParallelEnv(ENV_CLASSES[env_id].model_class, env_id, n_agents, **kwargs)
+
+
+for _env_id, _env_class in ENV_CLASSES.items():
+    register(
+        id=_env_id,
+        entry_point=_env_class,
+        vector_entry_point=partial(MeanFieldVectorEnv, _env_class.model_class, _env_id),
+    )
+
+__all__ = [
+    "ENV_IDS",
+    "ConstantPolicy",
+    "MeanFieldEnv",
+    "MeanFieldModel",
+    "MeanFieldParallelEnv",
+    "MeanFieldVectorEnv",
+    "Population",
+    "PopulationFlow",
+    "parallel_env",
+]

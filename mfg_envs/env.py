@@ -1,0 +1,158 @@
+"""Single-agent front end: the learner is one particle of the population (the representative agent)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mfg_envs.core import (
+    ConstantPolicy,
+    MeanFieldModel,
+    Population,
+    PopulationFlow,
+    PopulationPolicy,
+    check_actions,
+    rollout,
+    split_keywords,
+)
+from mfg_envs.rendering import population_frame
+
+
+def observation_space(model: MeanFieldModel, n_features: int, representation: str) -> spaces.Dict:
+    """``Dict(state, population, time)`` of one agent."""
+    if representation == "moments":
+        population = spaces.Box(-np.inf, np.inf, (n_features,), np.float32)
+    else:
+        population = spaces.Box(0.0, 1.0, (n_features,), np.float32)
+    return spaces.Dict(
+        {
+            "state": spaces.Box(model.state_low.astype(np.float32), model.state_high.astype(np.float32)),
+            "population": population,
+            "time": spaces.Box(0.0, 1.0, (1,), np.float32),
+        }
+    )
+
+
+def make_population(model_class: type[MeanFieldModel], env_id: str, kwargs: dict[str, Any]) -> Population:
+    """Build the model from its keywords and the population core around it."""
+    core_keywords = {
+        key: kwargs.pop(key) for key in ("n_particles", "population_representation", "kde_bandwidth") if key in kwargs
+    }
+    model = model_class(**split_keywords(model_class, kwargs, env_id))
+    return Population(
+        model,
+        core_keywords.get("n_particles", 1000),
+        core_keywords.get("population_representation", "histogram"),
+        core_keywords.get("kde_bandwidth", 1.0),
+    )
+
+
+class MeanFieldEnv(gym.Env):
+    """Gymnasium env of one representative agent among ``n_particles`` (base of every model's env).
+
+    Particle 0 is the learner and moves under the action passed to :meth:`step`; particles
+    ``1..N-1`` move under the population policy (default: the neutral policy, normalized
+    action 0 for everyone), evaluated on all of them in one batched call. All ``N`` particles make the
+    population histogram and the mean field that the learner observes and is paid against.
+
+    Population-level API (reach it through wrappers with ``env.unwrapped`` or SB3's ``env_method``):
+
+    - :meth:`set_population_policy` ``(fn)``: ``fn(obs) -> actions`` on a batched observation dict
+      (``state`` ``(M, d_s)``, ``population`` ``(M, k)``, ``time`` ``(M, 1)``) returning ``(M, d_a)``
+      normalized actions; ``None`` restores the neutral policy.
+    - :meth:`record_population_flow` ``(policy, seed)``: simulate every particle under ``policy``
+      for a whole episode and return the :class:`PopulationFlow`.
+    - :meth:`set_population_flow` ``(flow)``: freeze the population to a recorded flow; the learner
+      then plays alone against it (best responses, reproducible evaluation). ``None`` unfreezes.
+
+    Actions are normalized to ``[-1, 1]`` and rescaled to the physical bounds inside the env;
+    finite actions outside the box are clipped (Gymnasium's convention for ``Box`` actions), NaN,
+    inf or a wrong shape raise ``ValueError``. The episode terminates after ``n_steps`` steps
+    (the horizon is part of the model; the last reward includes the terminal reward).
+    """
+
+    model_class: ClassVar[type[MeanFieldModel]]
+    env_id: ClassVar[str]
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            accepted = [*self.metadata["render_modes"], None]
+            raise ValueError(f"render_mode must be one of {accepted}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.population = make_population(self.model_class, self.env_id, dict(kwargs))
+        self.model = self.population.model
+        self.observation_space = observation_space(
+            self.model, self.population.n_features, self.population.representation
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (self.model.action_dim,), np.float32)
+        self.neutral_policy = ConstantPolicy(np.zeros(self.model.action_dim))
+        self._population_policy: PopulationPolicy = self.neutral_policy
+
+    # ------------------------------------------------------------------ population API
+    def set_population_policy(self, policy: PopulationPolicy | None) -> None:
+        """Make particles ``1..N-1`` follow ``policy`` (``None``: the neutral policy)."""
+        if policy is not None and not callable(policy):
+            raise ValueError(f"policy must be a callable obs -> actions or None, got {type(policy).__name__}")
+        self._population_policy = policy or self.neutral_policy
+
+    def record_population_flow(self, policy: PopulationPolicy | None = None, seed: int | None = None) -> PopulationFlow:
+        """Simulate all ``n_particles`` under ``policy`` (default: the current population policy) for one episode."""
+        pop = self.population
+        recorder = Population(self.model, pop.n_particles, pop.representation, pop.kde_bandwidth)
+        return rollout(recorder, policy or self._population_policy, np.random.default_rng(seed))[0]
+
+    def set_population_flow(self, flow: PopulationFlow | None) -> None:
+        """Freeze the population to ``flow`` (takes effect at the next ``reset``); ``None`` unfreezes."""
+        expected = (self.model.n_steps + 1, self.population.n_features)
+        if flow is not None and (flow.population.shape != expected or len(flow.mean_fields) != expected[0]):
+            raise ValueError(f"flow must hold {expected[0]} steps of {expected[1]} population features")
+        self.population.flow = flow
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        pop = self.population
+        pop.reset(self.np_random, n_particles=1 if pop.flow is not None else None)
+        self._needs_reset = False
+        return self._observation(), {}
+
+    def step(self, action: Any):
+        if getattr(self, "_needs_reset", True) or self.population.done:
+            raise RuntimeError("call reset() before step(): the episode has ended or never started")
+        pop, model = self.population, self.model
+        actions = check_actions(action, self.action_space.shape)[None, :]
+        n_alive = pop.states.shape[0]
+        if n_alive > 1:
+            others = check_actions(
+                self._population_policy(pop.observation(slice(1, None))),
+                (n_alive - 1, model.action_dim),
+                "population policy output",
+            )
+            actions = np.concatenate([actions, others])
+        rewards = pop.step(actions, model.noise(n_alive, self.np_random))
+        return self._observation(), float(rewards[0]), pop.done, False, {}
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: the population histogram (bars in 1-D, a heat map in 2-D) with the learner in red."""
+        if self.render_mode != "rgb_array":
+            return None
+        pop, model = self.population, self.model
+        values = model.histogram_values(pop.states[:1], pop.last_actions[:1] if pop.last_actions is not None else None)
+        bounds = model.histogram_bounds
+        marker = None if values is None else (values[0] - bounds[:, 0]) / (bounds[:, 1] - bounds[:, 0])
+        return population_frame(
+            pop.features if pop.representation != "moments" else pop.hist, bounds.shape[0], model.n_bins, marker
+        )
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        pop = self.population
+        return {
+            "state": pop.states[0].astype(np.float32),
+            "population": pop.features.copy(),
+            "time": np.array([pop.time], dtype=np.float32),
+        }

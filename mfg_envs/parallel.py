@@ -1,0 +1,96 @@
+"""PettingZoo front end: the ``N`` particles as ``N`` named agents of a ``ParallelEnv``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from mfg_envs.core import MeanFieldModel, check_actions, check_int
+from mfg_envs.env import make_population, observation_space
+
+
+class MeanFieldParallelEnv(ParallelEnv):
+    """``n_agents`` agents ``agent_0 .. agent_{N-1}``, each one particle of the population.
+
+    Every agent observes ``Dict(state, population, time)`` (the shared histogram) and acts in
+    ``Box(-1, 1)``; all agents act simultaneously, and all terminate together after ``n_steps``.
+    Actions are validated and clipped exactly as in the Gymnasium env. The dict API costs one
+    Python entry per agent: for large populations use the batched env (``gym.make_vec``).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "name": "mfg_parallel_v0", "is_parallelizable": True}
+
+    def __init__(
+        self,
+        model_class: type[MeanFieldModel],
+        env_id: str,
+        n_agents: int = 100,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None, got {render_mode!r}")
+        kwargs["n_particles"] = check_int("n_agents", n_agents)
+        self.population = make_population(model_class, env_id, kwargs)
+        self.model = self.population.model
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "name": env_id}
+        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
+        self.agents: list[str] = []
+        self._observation_space = observation_space(
+            self.model, self.population.n_features, self.population.representation
+        )
+        self._action_space = spaces.Box(-1.0, 1.0, (self.model.action_dim,), np.float32)
+        self.np_random, _ = seeding.np_random()
+
+    def observation_space(self, agent: str) -> spaces.Dict:
+        return self._observation_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._action_space
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self.np_random, _ = seeding.np_random(seed)
+        self.population.reset(self.np_random)
+        self.agents = list(self.possible_agents)
+        return self._observations(), {agent: {} for agent in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("call reset() before step(): the episode has ended or never started")
+        missing = set(self.agents) - set(actions)
+        if missing:
+            raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
+        shape = (self.model.action_dim,)
+        batch = np.stack([check_actions(actions[agent], shape, f"action of {agent}") for agent in self.agents])
+        rewards = self.population.step(batch, self.model.noise(len(self.agents), self.np_random))
+        done = self.population.done
+        observations = self._observations()
+        agents = self.agents
+        if done:
+            self.agents = []
+        return (
+            observations,
+            dict(zip(agents, rewards.tolist())),
+            {agent: done for agent in agents},
+            {agent: False for agent in agents},
+            {agent: {} for agent in agents},
+        )
+
+    def state(self) -> np.ndarray:
+        """The global state: every particle's state, ``(N, d_s)``."""
+        return self.population.states.astype(np.float32)
+
+    def _observations(self) -> dict[str, dict[str, np.ndarray]]:
+        pop = self.population
+        states = pop.states.astype(np.float32)
+        time = np.array([pop.time], dtype=np.float32)
+        return {
+            agent: {"state": states[i], "population": pop.features.copy(), "time": time.copy()}
+            for i, agent in enumerate(self.possible_agents)
+        }

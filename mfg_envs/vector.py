@@ -1,0 +1,96 @@
+"""N-agent batched front end: every particle is an agent; one ``step`` moves the whole population.
+
+Built by ``gym.make_vec(env_id, num_envs=N)`` (the registered ``vector_entry_point``). It is a
+Gymnasium ``VectorEnv`` whose sub-environments are the ``N`` agents of one shared game.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from mfg_envs.core import MeanFieldModel, check_actions
+from mfg_envs.env import make_population, observation_space
+
+
+class MeanFieldVectorEnv(gym.vector.VectorEnv):
+    """All ``num_envs = N`` particles of one population as a batched Gymnasium vector env.
+
+    ``step(actions)`` takes ``(N, d_a)`` normalized actions (clipped to ``[-1, 1]``; NaN, inf or a
+    wrong shape raise ``ValueError``) and returns batched observations, ``(N,)`` rewards and flags.
+    All agents end their episode together after ``n_steps``. ``population`` and ``time`` in the
+    observation are read-only broadcast views of one shared array (copy them before writing).
+
+    Autoreset: ``autoreset_mode="next_step"`` (Gymnasium's default: the step after the last one
+    resets and ignores its actions) or ``"same_step"`` (the last step returns the reset
+    observation and puts the terminal one in ``info["final_obs"]``).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        model_class: type[MeanFieldModel],
+        env_id: str,
+        num_envs: int = 1000,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "n_particles" in kwargs and kwargs["n_particles"] != num_envs:
+            raise ValueError("n_particles must equal num_envs in the batched env (every particle is an agent)")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+        mode = modes.get(autoreset_mode, autoreset_mode)
+        if mode not in modes.values():
+            raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}")
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None, got {render_mode!r}")
+        kwargs["n_particles"] = num_envs
+        self.population = make_population(model_class, env_id, kwargs)
+        self.model = self.population.model
+        self.num_envs = self.population.n_particles
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.single_observation_space = observation_space(
+            self.model, self.population.n_features, self.population.representation
+        )
+        self.single_action_space = spaces.Box(-1.0, 1.0, (self.model.action_dim,), np.float32)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._started = self._needs_reset = False
+
+    @cached_property
+    def observation_space(self) -> spaces.Space:
+        # Built on first use: for N = 10^6 agents its bounds alone take hundreds of MB.
+        return batch_space(self.single_observation_space, self.num_envs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.population.reset(self.np_random)
+        self._started, self._needs_reset = True, False
+        return self.population.observation(), {}
+
+    def step(self, actions: Any):
+        n = self.num_envs
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self._needs_reset:
+            obs, info = self.reset()
+            return obs, np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), info
+        normalized = check_actions(actions, (n, self.model.action_dim), "actions")
+        rewards = self.population.step(normalized, self.model.noise(n, self.np_random))
+        done = self.population.done
+        terminated = np.full(n, done)
+        obs, info = self.population.observation(), {}
+        if done:
+            if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+                info = {"final_obs": obs, "final_info": {}, "_final_obs": np.ones(n, dtype=bool)}
+                obs, _ = self.reset()
+            else:
+                self._needs_reset = True
+        return obs, rewards, terminated, np.zeros(n, dtype=bool), info
