@@ -14,14 +14,26 @@ from gymnasium.envs.registration import register
 
 from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationFlow
 from mfg_envs.env import MeanFieldEnv
+from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from mfg_envs.parallel import MeanFieldParallelEnv
+from mfg_envs.price import PriceEnv
 from mfg_envs.vector import MeanFieldVectorEnv
 
 __version__ = "0.1.0"
 
-ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {cls.env_id: cls for cls in (LinearQuadraticEnv,)}
+ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {
+    cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, LinearQuadraticEnv)
+}
 ENV_IDS = tuple(ENV_CLASSES)
+
+
+def env_like(population: Population, n_particles: int | None = None) -> MeanFieldEnv:
+    """A single-agent env of ``population``'s model (same parameters and representation)."""
+    env_class = next((cls for cls in ENV_CLASSES.values() if cls.model_class is type(population.model)), None)
+    if env_class is None:
+        raise ValueError(f"no registered env for model {type(population.model).__name__}")
+    return env_class.from_population(population, n_particles)
 
 
 def parallel_env(env_id: str, n_agents: int = 100, **kwargs: Any) -> MeanFieldParallelEnv:
@@ -47,5 +59,6 @@ __all__ = [
     "MeanFieldVectorEnv",
     "Population",
     "PopulationFlow",
+    "env_like",
     "parallel_env",
 ]

@@ -70,7 +70,10 @@ def check_real(
 
 def check_vector(name: str, value: Any, size: int, low: float = -np.inf, *, low_open: bool = False) -> np.ndarray:
     """Return ``value`` as a float vector of length ``size`` with finite entries above ``low``."""
-    arr = np.asarray(value, dtype=float) if np.ndim(value) == 1 else None
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
     if arr is None or arr.shape != (size,):
         raise ValueError(f"{name} must be a sequence of {size} finite reals, got {value!r}")
     for i, x in enumerate(arr):
@@ -96,25 +99,38 @@ def check_actions(actions: Any, shape: tuple[int, ...], name: str = "action") ->
     arr = np.asarray(actions, dtype=np.float64)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if not np.isfinite(arr).all():
+    if arr.size == 0:
+        return arr
+    low, high = arr.min(), arr.max()  # two reductions instead of an isfinite mask; NaN propagates
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return np.clip(arr, -1.0, 1.0)
+    return np.clip(arr, -1.0, 1.0) if low < -1.0 or high > 1.0 else arr
 
 
 # --------------------------------------------------------------------------- histograms
-def histogram(values: np.ndarray, bounds: np.ndarray, n_bins: int) -> np.ndarray:
-    """Normalized histogram of ``values`` (N, d) on a regular grid with ``n_bins`` bins per axis.
+def cell_index(values: np.ndarray, bounds: np.ndarray, n_bins: int) -> np.ndarray:
+    """Flat index (C order, last axis fastest) of the grid cell holding each row of ``values`` (N, d).
 
-    ``m_k = #{i : s^i in cell k} / N``, flattened in C order (last axis fastest). Values outside
-    ``bounds`` count in the edge cells, so the mass is always exactly 1. ``O(N)``: one ``bincount``.
+    ``k = floor((x - lo) n_bins / (hi - lo))`` per axis, clipped to the edge cells, so values outside
+    ``bounds`` count in the edge cells.
     """
     lo, hi = bounds[:, 0], bounds[:, 1]
-    cells = np.floor((values - lo) * (n_bins / (hi - lo))).astype(np.intp)
+    # truncation toward zero only differs from floor on (-1, 0), which the clip sends to cell 0 anyway
+    cells = ((values - lo) * (n_bins / (hi - lo))).astype(np.intp)
     np.clip(cells, 0, n_bins - 1, out=cells)
     flat = cells[:, 0]
     for axis in range(1, values.shape[1]):
         flat = flat * n_bins + cells[:, axis]
-    counts = np.bincount(flat, minlength=n_bins ** values.shape[1])
+    return flat
+
+
+def histogram(values: np.ndarray, bounds: np.ndarray, n_bins: int) -> np.ndarray:
+    """Normalized histogram of ``values`` (N, d) on a regular grid with ``n_bins`` bins per axis.
+
+    ``m_k = #{i : s^i in cell k} / N`` (cells from :func:`cell_index`); the mass is always exactly 1.
+    ``O(N)``: one ``bincount``.
+    """
+    counts = np.bincount(cell_index(values, bounds, n_bins), minlength=n_bins ** values.shape[1])
     return counts / values.shape[0]
 
 
@@ -369,6 +385,16 @@ def rollout(
         features.append(population.features.copy())
     mean_fields.append(population.terminal_mean_field)
     return PopulationFlow(np.stack(features), tuple(mean_fields)), returns
+
+
+def population_of(env: Any) -> Population:
+    """The population core behind ``env``: a ``gym.make`` env (wrappers included), any front end, or a core."""
+    if isinstance(env, Population):
+        return env
+    population = getattr(getattr(env, "unwrapped", env), "population", None)
+    if not isinstance(population, Population):
+        raise ValueError(f"env must be an mfg_envs environment, got {type(env).__name__}")
+    return population
 
 
 def split_keywords(model_class: type[MeanFieldModel], kwargs: Mapping[str, Any], env_id: str) -> dict[str, Any]:

@@ -83,7 +83,25 @@ class MeanFieldEnv(gym.Env):
             accepted = [*self.metadata["render_modes"], None]
             raise ValueError(f"render_mode must be one of {accepted}, got {render_mode!r}")
         self.render_mode = render_mode
-        self.population = make_population(self.model_class, self.env_id, dict(kwargs))
+        self._attach(make_population(self.model_class, self.env_id, dict(kwargs)))
+
+    @classmethod
+    def from_population(cls, population: Population, n_particles: int | None = None) -> MeanFieldEnv:
+        """A new env over the same model and population representation (``n_particles`` defaults to the same)."""
+        env = cls.__new__(cls)
+        env.render_mode = None
+        env._attach(
+            Population(
+                population.model,
+                n_particles or population.n_particles,
+                population.representation,
+                population.kde_bandwidth,
+            )
+        )
+        return env
+
+    def _attach(self, population: Population) -> None:
+        self.population = population
         self.model = self.population.model
         self.observation_space = observation_space(
             self.model, self.population.n_features, self.population.representation

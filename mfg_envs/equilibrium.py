@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from mfg_envs.core import (
@@ -27,6 +26,8 @@ from mfg_envs.core import (
     PopulationFlow,
     PopulationPolicy,
     gaussian_smoothing,
+    histogram,
+    population_of,
     rollout,
 )
 
@@ -38,73 +39,98 @@ def normal_cdf(z: np.ndarray | float) -> np.ndarray:
     return 0.5 * (1.0 + _erf(np.asarray(z, dtype=float) / math.sqrt(2.0)))
 
 
-def gaussian_histogram(mean: float, var: float, bounds: tuple[float, float], n_bins: int) -> np.ndarray:
-    """Cell probabilities of ``N(mean, var)`` on ``n_bins`` regular cells of ``bounds``; edge cells take the tails."""
-    edges = np.linspace(bounds[0], bounds[1], n_bins + 1)[1:-1]
-    cdf = (edges >= mean).astype(float) if var <= 0.0 else normal_cdf((edges - mean) / math.sqrt(var))
-    return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
-
-
 @dataclass(frozen=True)
-class ScalarLQ:
-    """Frozen-flow scalar LQ control problem (arrays over steps ``n = 0..N-1``).
+class ScalarLQSolution:
+    """Cost-to-go ``V_n(x) = P_n/2 x^2 + s_n x + e_n`` (``n = 0..N``) of the policy ``a_n = -K_n x - k_n``.
 
-    ``x' = A_n x + B a + d_n + sigma sqrt(dt) xi``, stage cost
-    ``dt [R/2 a^2 + Qx_n/2 x^2 + Sx a x + qx_n x + ra_n a + c_n]``, terminal ``QT/2 x^2 + qT x + cT``.
+    ``gains`` and ``offsets`` are ``K_n, k_n`` (``(N,)``), ``quadratic``, ``linear``, ``constant`` are
+    ``P_n, s_n, e_n`` (``(N+1,)``).
     """
 
-    A: np.ndarray
-    B: float
-    d: np.ndarray
-    sigma: float
-    dt: float
-    R: float
-    Qx: np.ndarray
-    Sx: float
-    qx: np.ndarray
-    ra: np.ndarray
-    c: np.ndarray
-    QT: float
-    qT: float
-    cT: float
+    gains: np.ndarray
+    offsets: np.ndarray
+    quadratic: np.ndarray
+    linear: np.ndarray
+    constant: np.ndarray
 
-    def solve(
-        self, gains: np.ndarray | None = None, offsets: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-        """Backward recursion for ``V_n(x) = P_n/2 x^2 + s_n x + e_n``.
-
-        With ``gains``/``offsets`` ``None`` it returns the best response ``a = -K_n x - k_n``:
-        ``H = dt R + P' B^2``, ``K_n = (dt Sx + P' A B)/H``, ``k_n = (dt ra + P' B d + s' B)/H``; with
-        them given it evaluates that affine policy. Returns ``(K, k, P_0, s_0, e_0)``.
-        """
-        n_steps, dt, B = len(self.A), self.dt, self.B
-        P, s, e = self.QT, self.qT, self.cT
-        K = np.empty(n_steps) if gains is None else np.asarray(gains, dtype=float)
-        k = np.empty(n_steps) if offsets is None else np.asarray(offsets, dtype=float)
-        for n in reversed(range(n_steps)):
-            A, d = self.A[n], self.d[n]
-            if gains is None:
-                H = dt * self.R + P * B**2
-                if H <= 0.0:
-                    raise ValueError("the best response is ill-posed: dt R + P' B^2 <= 0")
-                K[n] = (dt * self.Sx + P * A * B) / H
-                k[n] = (dt * self.ra[n] + P * B * d + s * B) / H
-            Acl, b = A - B * K[n], d - B * k[n]
-            e = (
-                dt * (0.5 * self.R * k[n] ** 2 - self.ra[n] * k[n] + self.c[n])
-                + 0.5 * P * b**2
-                + s * b
-                + 0.5 * P * self.sigma**2 * dt
-                + e
-            )
-            s = dt * (self.R * K[n] * k[n] - self.Sx * k[n] + self.qx[n] - self.ra[n] * K[n]) + Acl * (P * b + s)
-            P = dt * (self.R * K[n] ** 2 - 2 * self.Sx * K[n] + self.Qx[n]) + P * Acl**2
-        return K, k, P, s, e
-
-    @staticmethod
-    def expected_value(P0: float, s0: float, e0: float, mean: float, var: float) -> float:
+    def expected_cost(self, mean: float, variance: float) -> float:
         """``E[V_0(x_0)] = P_0/2 (v_0 + m_0^2) + s_0 m_0 + e_0`` for ``x_0`` with mean ``m_0``, variance ``v_0``."""
-        return 0.5 * P0 * (var + mean**2) + s0 * mean + e0
+        return float(0.5 * self.quadratic[0] * (variance + mean**2) + self.linear[0] * mean + self.constant[0])
+
+
+def scalar_lq_best_response(
+    n_steps: int,
+    dt: float,
+    sigma: float,
+    *,
+    A: float | np.ndarray,
+    B: float | np.ndarray,
+    drift: float | np.ndarray,
+    R: float | np.ndarray,
+    Qx: float | np.ndarray,
+    Sx: float | np.ndarray,
+    qx: float | np.ndarray,
+    ra: float | np.ndarray,
+    c: float | np.ndarray,
+    QT: float,
+    qT: float = 0.0,
+    cT: float = 0.0,
+    gains: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+) -> ScalarLQSolution:
+    """Backward Riccati recursion of a scalar LQ control problem (MODELS.md, "Generic scalar LQ best response").
+
+    Dynamics ``x' = A_n x + B_n a + drift_n + sigma sqrt(dt) eps``; stage cost
+    ``dt [R/2 a^2 + Qx/2 x^2 + Sx a x + qx x + ra a + c]`` (per-step coefficients: scalars or ``(N,)``);
+    terminal cost ``QT/2 x^2 + qT x + cT``. With ``H = dt R + P' B^2 > 0``:
+
+    - ``K_n = (dt Sx + P' A B)/H``, ``k_n = (dt ra + P' B drift + s' B)/H`` (best response), or the given
+      ``gains``/``offsets`` held fixed (then the result is the exact cost of that affine policy);
+    - ``Acl = A - B K``, ``b = drift - B k``;
+    - ``P_n = dt (R K^2 - 2 Sx K + Qx) + P' Acl^2``;
+    - ``s_n = dt (R K k - Sx k + qx - ra K) + Acl (P' b + s')``;
+    - ``e_n = dt (R/2 k^2 - ra k + c) + P'/2 b^2 + s' b + P'/2 sigma^2 dt + e'``.
+    """
+    A, B, drift, R, Qx, Sx, qx, ra, c = (
+        np.broadcast_to(np.asarray(value, dtype=float), (n_steps,)) for value in (A, B, drift, R, Qx, Sx, qx, ra, c)
+    )
+    best = gains is None
+    K = np.zeros(n_steps) if best else np.asarray(gains, dtype=float)
+    k = np.zeros(n_steps) if best else np.asarray(offsets, dtype=float)
+    if K.shape != (n_steps,) or k.shape != (n_steps,):
+        raise ValueError(f"gains and offsets must both have shape ({n_steps},)")
+    P, s, e = np.zeros(n_steps + 1), np.zeros(n_steps + 1), np.zeros(n_steps + 1)
+    P[-1], s[-1], e[-1] = QT, qT, cT
+    for n in range(n_steps - 1, -1, -1):
+        P1, s1 = P[n + 1], s[n + 1]
+        if best:
+            H = dt * R[n] + P1 * B[n] ** 2
+            if H <= 0.0:
+                raise ValueError(f"scalar LQ problem is not convex at step {n}: H = dt R + P' B^2 = {H:g} <= 0")
+            K[n] = (dt * Sx[n] + P1 * A[n] * B[n]) / H
+            k[n] = (dt * ra[n] + P1 * B[n] * drift[n] + s1 * B[n]) / H
+        closed_loop, shift = A[n] - B[n] * K[n], drift[n] - B[n] * k[n]
+        P[n] = dt * (R[n] * K[n] ** 2 - 2.0 * Sx[n] * K[n] + Qx[n]) + P1 * closed_loop**2
+        s[n] = dt * (R[n] * K[n] * k[n] - Sx[n] * k[n] + qx[n] - ra[n] * K[n]) + closed_loop * (P1 * shift + s1)
+        e[n] = (
+            dt * (0.5 * R[n] * k[n] ** 2 - ra[n] * k[n] + c[n])
+            + 0.5 * P1 * (shift**2 + sigma**2 * dt)
+            + s1 * shift
+            + e[n + 1]
+        )
+    return ScalarLQSolution(K, k, P, s, e)
+
+
+def gaussian_histogram(mean: float, std: float, bounds: np.ndarray, n_bins: int) -> np.ndarray:
+    """Exact law of ``N(mean, std^2)`` on the 1-d env grid: ``Phi(e_{j+1}) - Phi(e_j)``, edge cells take the tails.
+
+    ``std = 0`` is a point mass, placed in its cell exactly as :func:`mfg_envs.core.histogram` would.
+    """
+    if std == 0.0:
+        return histogram(np.array([[mean]]), bounds, n_bins)
+    inner_edges = np.linspace(bounds[0, 0], bounds[0, 1], n_bins + 1)[1:-1]
+    cdf = normal_cdf((inner_edges - mean) / std)
+    return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
 @dataclass(frozen=True)
@@ -165,17 +191,9 @@ class NashGap:
     relative_gap: float = float("nan")
 
 
-def _model_of(env: Any) -> tuple[MeanFieldModel, Population]:
-    unwrapped = env.unwrapped if isinstance(env, gym.Env) else env
-    if not hasattr(unwrapped, "population"):
-        raise ValueError(f"env must be an mfg_envs environment, got {type(unwrapped).__name__}")
-    return unwrapped.population.model, unwrapped.population
-
-
 def solve_equilibrium(env: Any) -> Equilibrium:
     """The exact equilibrium of ``env`` (a ``gym.make`` env, wrappers included, or a front end)."""
-    model, _ = _model_of(env)
-    return model.solve_equilibrium()
+    return population_of(env).model.solve_equilibrium()
 
 
 def flow_in_representation(equilibrium: Equilibrium, population: Population) -> PopulationFlow:
@@ -215,7 +233,8 @@ def exact_nash_gap(
 
     ``relative=True`` also divides by the gap of the neutral policy (normalized action 0).
     """
-    model, template = _model_of(env)
+    template = population_of(env)
+    model = template.model
     population = Population(model, n_particles, template.representation, template.kde_bandwidth)
     flow, policy_returns = rollout(population, policy, np.random.default_rng(seed))
     best = model.best_response(flow)

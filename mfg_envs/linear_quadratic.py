@@ -6,7 +6,14 @@ import numpy as np
 
 from mfg_envs.core import MeanField, MeanFieldModel, PopulationFlow, check_int, check_interval, check_real
 from mfg_envs.env import MeanFieldEnv
-from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, ScalarLQ, gaussian_histogram
+from mfg_envs.equilibrium import (
+    AffinePolicy,
+    BestResponse,
+    Equilibrium,
+    ScalarLQSolution,
+    gaussian_histogram,
+    scalar_lq_best_response,
+)
 
 
 class LinearQuadraticModel(MeanFieldModel):
@@ -86,38 +93,45 @@ class LinearQuadraticModel(MeanFieldModel):
         return states
 
     # ------------------------------------------------------------------ exact solution
-    def frozen_flow_problem(self, means: np.ndarray) -> ScalarLQ:
-        """The representative agent's control problem against a frozen mean flow ``m_0..m_N``."""
-        dt, n_steps = self.dt, self.n_steps
-        beta, q, eps, kappa = self.mean_reversion, self.cross_cost, self.running_cost, self.kappa
+    def frozen_flow_problem(self, means: np.ndarray) -> dict[str, float | np.ndarray]:
+        """Coefficients of the representative agent's scalar LQ problem against a frozen mean flow ``m_0..m_N``.
+
+        ``x' = (1 - beta dt) x + dt a + beta dt m_n + noise``; cost ``dt [a^2/2 + q a x - q kappa m a
+        + eps/2 x^2 - eps kappa m x + eps kappa^2 m^2 / 2]``, terminal ``c/2 (x - kappa_T m_N)^2``.
+        """
+        dt, beta, q, eps, kappa = self.dt, self.mean_reversion, self.cross_cost, self.running_cost, self.kappa
         m, m_terminal = np.asarray(means[:-1], dtype=float), float(means[-1])
         c, kappa_t = self.terminal_cost, self.kappa_terminal
-        return ScalarLQ(
-            A=np.full(n_steps, 1.0 - beta * dt),
-            B=dt,
-            d=beta * dt * m,
-            sigma=self.sigma,
-            dt=dt,
-            R=1.0,
-            Qx=np.full(n_steps, eps),
-            Sx=q,
-            qx=-eps * kappa * m,
-            ra=-q * kappa * m,
-            c=0.5 * eps * kappa**2 * m**2,
-            QT=c,
-            qT=-c * kappa_t * m_terminal,
-            cT=0.5 * c * kappa_t**2 * m_terminal**2,
-        )
+        return {
+            "A": 1.0 - beta * dt,
+            "B": dt,
+            "drift": beta * dt * m,
+            "R": 1.0,
+            "Qx": eps,
+            "Sx": q,
+            "qx": -eps * kappa * m,
+            "ra": -q * kappa * m,
+            "c": 0.5 * eps * kappa**2 * m**2,
+            "QT": c,
+            "qT": -c * kappa_t * m_terminal,
+            "cT": 0.5 * c * kappa_t**2 * m_terminal**2,
+        }
+
+    def solve_frozen_flow(
+        self, means: np.ndarray, gains: np.ndarray | None = None, offsets: np.ndarray | None = None
+    ) -> ScalarLQSolution:
+        """Best response to (or, with ``gains``/``offsets``, the exact cost of an affine policy against) ``means``."""
+        problem = self.frozen_flow_problem(means)
+        return scalar_lq_best_response(self.n_steps, self.dt, self.sigma, **problem, gains=gains, offsets=offsets)
 
     def _affine_policy(self, gains: np.ndarray, offsets: np.ndarray) -> AffinePolicy:
         return AffinePolicy(self, gains.reshape(-1, 1, 1), offsets.reshape(-1, 1))
 
     def best_response(self, flow: PopulationFlow) -> BestResponse:
         """Exact best response ``a_n = -K_n x - k_n`` to the frozen mean flow of ``flow``."""
-        means = np.array([mf["mean"] for mf in flow.mean_fields])
-        gains, offsets, *value = self.frozen_flow_problem(means).solve()
-        cost = ScalarLQ.expected_value(*value, self.init_mean, self.init_var)
-        return BestResponse(self._affine_policy(gains, offsets), -cost)
+        solution = self.solve_frozen_flow(np.array([mf["mean"] for mf in flow.mean_fields]))
+        cost = solution.expected_cost(self.init_mean, self.init_var)
+        return BestResponse(self._affine_policy(solution.gains, solution.offsets), -cost)
 
     def solve_equilibrium(self) -> Equilibrium:
         """Discrete-time equilibrium ``a*_n(x, m) = -K_n x - C_n m`` (backward Riccati, forward flow).
@@ -149,13 +163,17 @@ class LinearQuadraticModel(MeanFieldModel):
             means[n + 1] = (1.0 - dt * (K[n] + C[n])) * means[n]
             variances[n + 1] = (al - dt * K[n]) ** 2 * variances[n] + self.sigma**2 * dt
         offsets = C * means[:-1]
-        *_, P0, s0, e0 = self.frozen_flow_problem(means).solve(K, offsets)
-        bounds = tuple(self.histogram_bounds[0])
+        cost = self.solve_frozen_flow(means, K, offsets).expected_cost(self.init_mean, self.init_var)
         return Equilibrium(
             policy=self._affine_policy(K, offsets),
-            expected_return=-ScalarLQ.expected_value(P0, s0, e0, self.init_mean, self.init_var),
+            expected_return=-cost,
             mean_fields=tuple({"mean": float(m)} for m in means),
-            histograms=np.stack([gaussian_histogram(m, v, bounds, self.n_bins) for m, v in zip(means, variances)]),
+            histograms=np.stack(
+                [
+                    gaussian_histogram(m, np.sqrt(v), self.histogram_bounds, self.n_bins)
+                    for m, v in zip(means, variances)
+                ]
+            ),
         )
 
 

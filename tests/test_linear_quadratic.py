@@ -6,7 +6,7 @@ import pytest
 
 import mfg_envs  # noqa: F401  (registers the ids)
 from mfg_envs.core import ConstantPolicy, Population, rollout
-from mfg_envs.equilibrium import AffinePolicy, ScalarLQ, exact_nash_gap, solve_equilibrium
+from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
 
 SYSTEMIC_RISK = {
     "mean_reversion": 1.0,
@@ -45,9 +45,8 @@ def analytic_gap(model, policy):
     means = [model.init_mean]
     for n in range(model.n_steps):
         means.append(means[-1] - model.dt * (K[n] * means[-1] + k[n]))
-    problem = model.frozen_flow_problem(np.array(means))
-    own = ScalarLQ.expected_value(*problem.solve(K, k)[2:], model.init_mean, model.init_var)
-    best = ScalarLQ.expected_value(*problem.solve()[2:], model.init_mean, model.init_var)
+    own = model.solve_frozen_flow(np.array(means), K, k).expected_cost(model.init_mean, model.init_var)
+    best = model.solve_frozen_flow(np.array(means)).expected_cost(model.init_mean, model.init_var)
     return own - best
 
 
@@ -65,7 +64,8 @@ def test_equilibrium_mean_flow_is_the_fixed_point_of_the_best_response_map(kwarg
     model, eq = env.unwrapped.model, solve_equilibrium(env)
 
     def best_response_mean_flow(means):
-        K, k, *_ = model.frozen_flow_problem(means).solve()
+        solution = model.solve_frozen_flow(means)
+        K, k = solution.gains, solution.offsets
         flow = [model.init_mean]
         for n in range(model.n_steps):
             drift = model.mean_reversion * (means[n] - flow[-1]) - K[n] * flow[-1] - k[n]

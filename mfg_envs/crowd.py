@@ -1,0 +1,529 @@
+"""Crowd navigation: double-integrator agents walking to a goal while avoiding the crowd.
+
+Two models share one dynamics core (:class:`_CrowdDynamics`): per axis, position ``p`` and velocity
+``v`` under an acceleration ``u``,
+
+``v_{n+1} = v_n + dt u_n + sigma sqrt(dt) xi_n``,  ``p_{n+1} = p_n + dt v_{n+1}``.
+
+- :class:`CrowdLQModel` (``MFGCrowdLQ-v0``): unbounded plane, quadratic goal costs and the
+  Gaussian log-density aversion ``c_c log rho_n(p)``; exactly solvable (vector Riccati per axis).
+- :class:`CrowdModel` (``MFGCrowd-v0``): the design's form on a walled square, reward
+  ``-||s - s_goal|| - l1 ||a|| - l2 m(p)`` with ``m`` the population histogram density; no closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mfg_envs.core import (
+    MeanField,
+    MeanFieldModel,
+    PopulationFlow,
+    cell_index,
+    check_int,
+    check_interval,
+    check_real,
+    check_vector,
+)
+from mfg_envs.env import MeanFieldEnv
+from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, gaussian_histogram
+
+# Axis a of the per-axis state z = (p, v) is (state[a], state[2 + a]); its action is u[a].
+_ACTION_ROWS, _STATE_COLUMNS = [0, 0, 1, 1], [0, 2, 1, 3]
+
+
+class _CrowdDynamics(MeanFieldModel):
+    """State ``(x, y, vx, vy)``, acceleration ``u = action_bound * action``, Gaussian start, 2-D position histogram."""
+
+    state_dim = 4
+    action_dim = 2
+
+    def _set_dynamics(
+        self,
+        horizon: float,
+        n_steps: int,
+        sigma: float,
+        goal: tuple[float, float],
+        init_mean: tuple[float, float, float, float],
+        init_var: tuple[float, float, float, float],
+        action_bound: float,
+        n_bins: int,
+        domain: tuple[float, float],
+    ) -> None:
+        self.horizon = check_real("horizon", horizon, 0.0, low_open=True)
+        self.n_steps = check_int("n_steps", n_steps)
+        self.sigma = check_real("sigma", sigma, 0.0)
+        self.goal = check_vector("goal", goal, 2)
+        self.init_mean = check_vector("init_mean", init_mean, 4)
+        self.init_var = check_vector("init_var", init_var, 4, 0.0)
+        self.action_bound = check_real("action_bound", action_bound, 0.0, low_open=True)
+        self.n_bins = check_int("n_bins", n_bins)
+        self.domain = check_interval("domain", domain)
+        self.histogram_bounds = np.array([self.domain, self.domain])
+
+    def _confine(self, states: np.ndarray) -> np.ndarray:
+        """Apply the domain's boundary rule (none on the unbounded plane)."""
+        return states
+
+    def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._confine(self.init_mean + np.sqrt(self.init_var) * rng.standard_normal((n, 4)))
+
+    def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_normal((n, 2))
+
+    def physical_action(self, states: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return self.action_bound * action
+
+    def normalized_action(self, states: np.ndarray, physical: np.ndarray) -> np.ndarray:
+        return physical / self.action_bound
+
+    def transition(
+        self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int, noise: np.ndarray
+    ) -> np.ndarray:
+        """``v' = v + dt u + sigma sqrt(dt) xi``, ``p' = p + dt v'`` per axis, then the boundary rule."""
+        dt = self.dt
+        velocity = states[:, 2:] + dt * actions + self.sigma * math.sqrt(dt) * noise
+        return self._confine(np.concatenate([states[:, :2] + dt * velocity, velocity], axis=1))
+
+    def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray:
+        return states[:, :2]
+
+
+class CrowdLQModel(_CrowdDynamics):
+    """Crowd navigation with quadratic goal costs and Gaussian log-density aversion (exact equilibrium).
+
+    ``cost_n = dt [r/2 |u|^2 + q/2 |p - g|^2 + c_c sum_axes log rho_n(p)]``, terminal
+    ``qT/2 |p_N - g|^2 + qv/2 |v_N|^2``; ``rho_n`` per axis is ``N(m_n, s_n)`` with ``m_n``, ``Var(p_n)``
+    the population's empirical position mean and variance and ``s_n = Var(p_n) + h^2``.
+    """
+
+    def __init__(
+        self,
+        horizon: float = 4.0,
+        n_steps: int = 40,
+        sigma: float = 0.3,
+        control_cost: float = 1.0,
+        goal_cost: float = 0.25,
+        terminal_goal_cost: float = 1.0,
+        terminal_velocity_cost: float = 1.0,
+        crowd_aversion: float = 0.2,
+        bandwidth: float = 0.5,
+        goal: tuple[float, float] = (1.0, 0.0),
+        init_mean: tuple[float, float, float, float] = (-1.0, 0.5, 0.0, 0.0),
+        init_var: tuple[float, float, float, float] = (0.02, 0.02, 0.01, 0.01),
+        action_bound: float = 2.0,
+        n_bins: int = 20,
+        domain: tuple[float, float] = (-2.0, 2.0),
+    ) -> None:
+        self._set_dynamics(horizon, n_steps, sigma, goal, init_mean, init_var, action_bound, n_bins, domain)
+        self.control_cost = check_real("control_cost", control_cost, 0.0, low_open=True)
+        self.goal_cost = check_real("goal_cost", goal_cost, 0.0)
+        self.terminal_goal_cost = check_real("terminal_goal_cost", terminal_goal_cost, 0.0)
+        self.terminal_velocity_cost = check_real("terminal_velocity_cost", terminal_velocity_cost, 0.0)
+        self.crowd_aversion = check_real("crowd_aversion", crowd_aversion, 0.0)
+        self.bandwidth = check_real("bandwidth", bandwidth, 0.0, low_open=True)
+        self.state_low, self.state_high = np.full(4, -np.inf), np.full(4, np.inf)
+        dt = self.dt
+        # Per axis z = (p, v): z' = A z + B u + W xi.
+        self._A = np.array([[1.0, dt], [0.0, 1.0]])
+        self._B = np.array([dt**2, dt])
+        self._W = self.sigma * math.sqrt(dt) * np.array([dt, 1.0])
+        # The most concentrated crowd (Var p = 0, s_n = h^2) is the most concave cost: if the best response
+        # is well posed there, it is for every flow.
+        zeros = np.zeros((self.n_steps, 2))
+        self._backward(zeros, zeros)
+
+    def mean_field(self, states: np.ndarray, actions: np.ndarray | None, hist: np.ndarray) -> MeanField:
+        """Per-axis position mean ``m_n`` and variance ``Var(p_n)`` (ddof 0) of all particles."""
+        positions = states[:, :2]
+        return {"mean": positions.mean(axis=0), "var": positions.var(axis=0)}
+
+    def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
+        """``-dt [r/2 |u|^2 + q/2 |p - g|^2 + c_c sum_axes log rho_n(p)]``."""
+        positions = states[:, :2]
+        spread = mean_field["var"] + self.bandwidth**2
+        log_density = -0.5 * np.log(2.0 * np.pi * spread) - (positions - mean_field["mean"]) ** 2 / (2.0 * spread)
+        cost = (
+            0.5 * self.control_cost * (actions**2).sum(axis=1)
+            + 0.5 * self.goal_cost * ((positions - self.goal) ** 2).sum(axis=1)
+            + self.crowd_aversion * log_density.sum(axis=1)
+        )
+        return -self.dt * cost
+
+    def terminal_reward(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
+        """``-(qT/2 |p_N - g|^2 + qv/2 |v_N|^2)``."""
+        return -0.5 * (
+            self.terminal_goal_cost * ((states[:, :2] - self.goal) ** 2).sum(axis=1)
+            + self.terminal_velocity_cost * (states[:, 2:] ** 2).sum(axis=1)
+        )
+
+    # ------------------------------------------------------------------ exact solution
+    def _backward(
+        self, means: np.ndarray, variances: np.ndarray, policy: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Backward Riccati recursion on both axes at once against frozen ``m_n``, ``Var(p_n)`` (``(N, 2)``).
+
+        Stage cost ``dt [r/2 u^2 + z'Q_n z/2 + q_n'z + c_n]`` with ``s_n = Var + h^2``,
+        ``Q_n = diag(q - c_c/s_n, 0)``, ``q_n = (-q g + c_c m_n/s_n, 0)``,
+        ``c_n = q g^2/2 - c_c m_n^2/(2 s_n) - c_c/2 log(2 pi s_n)``; value ``V_n = z'P_n z/2 + sig_n'z + e_n``,
+        ``P_N = diag(qT, qv)``, ``sig_N = (-qT g, 0)``, ``e_N = qT g^2/2``. Best response (``policy`` None):
+        ``H = dt r + B'P'B``, ``K_n = B'P'A/H``, ``k_n = B'sig'/H``; with ``policy = (K, k)`` (``(N, 2, 2)``,
+        ``(N, 2)``) the same recursion evaluates that policy. Returns ``(K, k, cost per axis)``, the cost
+        ``tr(P_0 S_0)/2 + zbar_0'P_0 zbar_0/2 + sig_0'zbar_0 + e_0`` from the initial law.
+        """
+        dt, r, A, B, W, goal = self.dt, self.control_cost, self._A, self._B, self._W, self.goal
+        q, c_c = self.goal_cost, self.crowd_aversion
+        spread = variances + self.bandwidth**2
+        quad = q - c_c / spread
+        linear = -q * goal + c_c * means / spread
+        const = 0.5 * q * goal**2 - 0.5 * c_c * means**2 / spread - 0.5 * c_c * np.log(2.0 * np.pi * spread)
+        P = np.zeros((2, 2, 2))
+        P[:, 0, 0], P[:, 1, 1] = self.terminal_goal_cost, self.terminal_velocity_cost
+        sig = np.zeros((2, 2))
+        sig[:, 0] = -self.terminal_goal_cost * goal
+        e = 0.5 * self.terminal_goal_cost * goal**2
+        K, k = (np.empty((self.n_steps, 2, 2)), np.empty((self.n_steps, 2))) if policy is None else policy
+        Q, lin = np.zeros((2, 2, 2)), np.zeros((2, 2))
+        for n in reversed(range(self.n_steps)):
+            PB = P @ B
+            BPB = PB @ B
+            if policy is None:
+                H = dt * r + BPB
+                if (H <= 0.0).any():
+                    raise ValueError(
+                        "crowd_aversion / bandwidth**2 too large: the best response against the most concentrated"
+                        " crowd is ill posed (dt r + B'P'B <= 0); lower crowd_aversion or raise bandwidth"
+                    )
+                K[n] = PB @ A / H[:, None]
+                k[n] = sig @ B / H
+            Acl = A - B[:, None] * K[n][:, None, :]
+            Q[:, 0, 0], lin[:, 0] = quad[n], linear[n]
+            e = (
+                dt * (0.5 * r * k[n] ** 2 + const[n])
+                + 0.5 * k[n] ** 2 * BPB
+                - (sig @ B) * k[n]
+                + 0.5 * np.einsum("i,aij,j->a", W, P, W)
+                + e
+            )
+            sig = dt * lin + dt * r * K[n] * k[n][:, None] + np.einsum("aij,ai->aj", Acl, sig - PB * k[n][:, None])
+            P = dt * Q + dt * r * K[n][:, :, None] * K[n][:, None, :] + np.einsum("aki,akl,alj->aij", Acl, P, Acl)
+        zbar, cov = self._initial_law()
+        cost = 0.5 * np.einsum("aij,aji->a", P, cov) + 0.5 * np.einsum("ai,aij,aj->a", zbar, P, zbar)
+        return K, k, cost + (sig * zbar).sum(axis=1) + e
+
+    def _initial_law(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis mean ``zbar_0`` ``(2, 2)`` and diagonal covariance ``S_0`` ``(2, 2, 2)`` of ``z_0 = (p, v)``."""
+        cov = np.zeros((2, 2, 2))
+        cov[:, [0, 1], [0, 1]] = self.init_var.reshape(2, 2).T
+        return self.init_mean.reshape(2, 2).T, cov
+
+    def _forward(self, K: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact position means and variances ``(N+1, 2)`` under ``u = -K_n z - k_n`` per axis:
+        ``zbar' = Acl zbar - B k``, ``Sigma' = Acl Sigma Acl' + W W'``."""
+        zbar, cov = self._initial_law()
+        means, variances = [zbar[:, 0]], [cov[:, 0, 0]]
+        noise_cov = np.outer(self._W, self._W)
+        for n in range(self.n_steps):
+            Acl = self._A - self._B[:, None] * K[n][:, None, :]
+            zbar = np.einsum("aij,aj->ai", Acl, zbar) - self._B * k[n][:, None]
+            cov = np.einsum("aik,akl,ajl->aij", Acl, cov, Acl) + noise_cov
+            means.append(zbar[:, 0])
+            variances.append(cov[:, 0, 0])
+        return np.array(means), np.array(variances)
+
+    def _affine_policy(self, K: np.ndarray, k: np.ndarray) -> AffinePolicy:
+        gains = np.zeros((self.n_steps, 2, 4))
+        gains[:, _ACTION_ROWS, _STATE_COLUMNS] = K.reshape(self.n_steps, 4)
+        return AffinePolicy(self, gains, k.copy())
+
+    def _axis_gains(self, policy: AffinePolicy) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis ``(K (N, 2, 2), k (N, 2))`` of an affine policy that does not couple the axes."""
+        coupling = policy.gains.copy()
+        coupling[:, _ACTION_ROWS, _STATE_COLUMNS] = 0.0
+        if policy.gains.shape != (self.n_steps, 2, 4) or coupling.any():
+            raise ValueError(
+                f"policy gains must have shape ({self.n_steps}, 2, 4) with u_x depending on (x, vx) and u_y on"
+                " (y, vy) only"
+            )
+        return policy.gains[:, _ACTION_ROWS, _STATE_COLUMNS].reshape(self.n_steps, 2, 2), policy.offsets
+
+    def _frozen_statistics(self, flow: PopulationFlow) -> tuple[np.ndarray, np.ndarray]:
+        if len(flow.mean_fields) != self.n_steps + 1:
+            raise ValueError(f"flow must hold {self.n_steps + 1} steps, got {len(flow.mean_fields)}")
+        steps = flow.mean_fields[:-1]
+        return np.array([mf["mean"] for mf in steps]), np.array([mf["var"] for mf in steps])
+
+    def exact_flow(self, policy: AffinePolicy) -> PopulationFlow:
+        """Exact law of the population when everybody plays ``policy`` (axis-separable, action clip ignored).
+
+        The positions stay Gaussian with independent axes: ``mean_fields[n]`` holds their exact mean
+        and variance and ``population[n]`` the product-Gaussian cell probabilities on the histogram grid.
+        """
+        means, variances = self._forward(*self._axis_gains(policy))
+        histograms = np.stack(
+            [
+                np.outer(
+                    *(
+                        gaussian_histogram(m, np.sqrt(v), self.histogram_bounds[:1], self.n_bins)
+                        for m, v in zip(mean, var)
+                    )
+                ).ravel()
+                for mean, var in zip(means, variances)
+            ]
+        )
+        return PopulationFlow(histograms, tuple({"mean": m, "var": v} for m, v in zip(means, variances)))
+
+    def axis_costs(self, policy: AffinePolicy, flow: PopulationFlow) -> np.ndarray:
+        """Exact expected cost ``J(pi; mu)`` per axis (x, y) of one agent playing ``policy`` against the frozen
+        ``flow`` from the initial law (axis-separable policies, action clip ignored); the return is ``-sum``."""
+        means, variances = self._frozen_statistics(flow)
+        return self._backward(means, variances, self._axis_gains(policy))[2]
+
+    def best_response(self, flow: PopulationFlow) -> BestResponse:
+        """Exact best response ``u_n = -K_n z - k_n`` per axis to the frozen ``(m_n, Var p_n)`` of ``flow``."""
+        K, k, cost = self._backward(*self._frozen_statistics(flow))
+        return BestResponse(self._affine_policy(K, k), -float(cost.sum()))
+
+    def solve_equilibrium(self, tolerance: float = 1e-13, max_iterations: int = 10_000) -> Equilibrium:
+        """The equilibrium as a fixed point on the variance flow ``Var(p_0..p_{N-1})`` (damped Picard, factor 0.5).
+
+        The gains depend on the flow only through ``s_n``. The crowd term's gradient vanishes at the mean, so
+        the equilibrium mean path is the optimal path of the deterministic problem without the crowd
+        (``c_c = 0``): it is computed once, and the iteration ``Var <- (Var + Var[BR(m*, Var)]) / 2`` runs until
+        the best response reproduces the variance flow to ``tolerance``.
+        """
+        tolerance = check_real("tolerance", tolerance, 0.0, low_open=True)
+        max_iterations = check_int("max_iterations", max_iterations)
+        blind = CrowdLQModel(**{**self._keyword_values(), "crowd_aversion": 0.0})
+        zeros = np.zeros((self.n_steps, 2))
+        means, variances = blind._forward(*blind._backward(zeros, zeros)[:2])
+        for _ in range(max_iterations):
+            K, k, cost = self._backward(means[:-1], variances[:-1])
+            response = self._forward(K, k)[1]
+            residual = np.abs(response - variances).max()
+            if residual < tolerance:
+                break
+            variances = 0.5 * (variances + response)
+        else:
+            raise RuntimeError(f"equilibrium iteration did not converge (residual {residual:.2e})")
+        policy = self._affine_policy(K, k)
+        flow = self.exact_flow(policy)
+        return Equilibrium(policy, -float(cost.sum()), flow.mean_fields, flow.population)
+
+    def _keyword_values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.keywords()}
+
+
+class CrowdModel(_CrowdDynamics):
+    """The design's crowd model on the walled square ``domain^2``: ``r = -||s - s_goal|| - l1 ||a|| - l2 m(p)``.
+
+    Boundary rule: a particle that would leave is stopped at the wall and its velocity component into
+    the wall is set to 0 (also applied to the initial draw), so positions always lie inside the domain.
+    """
+
+    def __init__(
+        self,
+        horizon: float = 4.0,
+        n_steps: int = 40,
+        sigma: float = 0.3,
+        goal: tuple[float, float] = (1.0, 0.0),
+        action_cost: float = 0.1,
+        crowd_aversion: float = 0.1,
+        init_mean: tuple[float, float, float, float] = (-1.0, 0.5, 0.0, 0.0),
+        init_var: tuple[float, float, float, float] = (0.02, 0.02, 0.01, 0.01),
+        action_bound: float = 2.0,
+        domain: tuple[float, float] = (-2.0, 2.0),
+        n_bins: int = 20,
+    ) -> None:
+        self._set_dynamics(horizon, n_steps, sigma, goal, init_mean, init_var, action_bound, n_bins, domain)
+        low, high = self.domain
+        for i, coordinate in enumerate(self.goal):
+            check_real(f"goal[{i}]", coordinate, low, high)
+        self.action_cost = check_real("action_cost", action_cost, 0.0)
+        self.crowd_aversion = check_real("crowd_aversion", crowd_aversion, 0.0)
+        self.state_low = np.array([low, low, -np.inf, -np.inf])
+        self.state_high = np.array([high, high, np.inf, np.inf])
+        self._cell_area = ((high - low) / self.n_bins) ** 2
+        self._goal_state = np.concatenate([self.goal, np.zeros(2)])
+
+    def _confine(self, states: np.ndarray) -> np.ndarray:
+        """Stop particles at the wall: clip the position, zero the velocity component pointing into the wall."""
+        low, high = self.domain
+        positions, velocities = states[:, :2], states[:, 2:]
+        velocities = np.where(
+            positions > high,
+            np.minimum(velocities, 0.0),
+            np.where(positions < low, np.maximum(velocities, 0.0), velocities),
+        )
+        return np.concatenate([np.clip(positions, low, high), velocities], axis=1)
+
+    def mean_field(self, states: np.ndarray, actions: np.ndarray | None, hist: np.ndarray) -> MeanField:
+        """The population density on the observation's grid, ``m = hist / cell area``."""
+        return {"density": hist / self._cell_area}
+
+    def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
+        """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
+        crowding = mean_field["density"][cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
+        return (
+            -np.linalg.norm(states - self._goal_state, axis=1)
+            - self.action_cost * np.linalg.norm(actions, axis=1)
+            - self.crowd_aversion * crowding
+        )
+
+
+class CrowdLQEnv(MeanFieldEnv):
+    r"""## Description
+
+    Crowd navigation with an exact equilibrium (``mfg_envs.solve_equilibrium``). Each agent is a
+    double integrator in the plane that accelerates toward a goal ``g`` and pays for standing where
+    the crowd is dense, measured by a Gaussian fit ``rho_n`` of all particles' positions. Per axis
+    (``x`` and ``y`` independently), with ``dt = T / N`` and ``xi_n ~ N(0, 1)`` one draw per axis:
+
+    ``v_{n+1} = v_n + dt u_n + sigma sqrt(dt) xi_n``,  ``p_{n+1} = p_n + dt v_{n+1}``.
+
+    ``rho_n`` is, per axis, ``N(m_n, s_n)`` with ``m_n`` the particles' mean position and
+    ``s_n = Var(p_n) + h^2`` (empirical variance, ddof 0, plus the bandwidth), so
+    ``c_c log rho_n(p) = -c_c/2 log(2 pi s_n) - c_c (p - m_n)^2 / (2 s_n)``: being far from the
+    crowd's centre pays, and agents spread. The plane is unbounded.
+
+    ## Action Space
+
+    ``Box(-1, 1, (2,), float32)``, rescaled to the acceleration ``u = action_bound * action``.
+
+    | Num | Action                | Min | Max |
+    |-----|-----------------------|-----|-----|
+    | 0   | ``u_x / action_bound`` | -1  | 1   |
+    | 1   | ``u_y / action_bound`` | -1  | 1   |
+
+    ## Observation Space
+
+    ``Dict``:
+
+    | Key          | Shape        | Meaning                                                           |
+    |--------------|--------------|-------------------------------------------------------------------|
+    | `state`      | (4,)         | own ``(x, y, vx, vy)`` (unbounded)                                |
+    | `population` | (n_bins**2,) | histogram of all particles' ``(x, y)`` on ``domain^2`` (sums to 1) |
+    | `time`       | (1,)         | ``t_n / T``                                                       |
+
+    The histogram is flattened in C order (``x`` slowest); particles outside ``domain^2`` count in the
+    edge cells.
+
+    ## Rewards
+
+    ``r_n = -dt [r/2 |u_n|^2 + q/2 |p_n - g|^2 + c_c sum_axes log rho_n(p_n)]`` and, at the last
+    step, additionally ``-(qT/2 |p_N - g|^2 + qv/2 |v_N|^2)``.
+
+    ## Starting State
+
+    ``(x, y, vx, vy) ~ N(init_mean, diag(init_var))`` for every particle.
+
+    ## Episode End
+
+    Terminates after ``n_steps`` steps. No truncation.
+
+    ## Arguments
+
+    | keyword | symbol | default |
+    |---|---|---|
+    | `horizon` | T > 0 | 4.0 |
+    | `n_steps` | N | 40 |
+    | `sigma` | sigma >= 0 | 0.3 |
+    | `control_cost` | r > 0 | 1.0 |
+    | `goal_cost` | q >= 0 | 0.25 |
+    | `terminal_goal_cost` | qT >= 0 | 1.0 |
+    | `terminal_velocity_cost` | qv >= 0 | 1.0 |
+    | `crowd_aversion` | c_c >= 0 | 0.2 |
+    | `bandwidth` | h > 0 (the best response must be well posed at ``s_n = h^2``) | 0.5 |
+    | `goal` | g | (1.0, 0.0) |
+    | `init_mean` | mean of ``(x, y, vx, vy)`` | (-1.0, 0.5, 0.0, 0.0) |
+    | `init_var` | variances, >= 0 | (0.02, 0.02, 0.01, 0.01) |
+    | `action_bound` | u_max > 0 | 2.0 |
+    | `n_bins`, `domain` | histogram cells per axis, square ``domain^2`` | 20, (-2.0, 2.0) |
+    | `n_particles` | population size | 1000 |
+    | `population_representation` | `histogram`, `moments` or `kde` | `histogram` |
+
+    At the defaults ``J* = 0.7266301773`` (equilibrium return ``-J*``).
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    model_class = CrowdLQModel
+    env_id = "MFGCrowdLQ-v0"
+
+
+class CrowdEnv(MeanFieldEnv):
+    r"""## Description
+
+    Crowd navigation in the design's form: double-integrator agents in a walled square walk to a
+    goal, paying for distance (position and velocity), for effort and for the local crowd density.
+    No closed-form equilibrium: its Nash gap comes from an RL best response. Per axis, with
+    ``dt = T / N`` and ``xi_n ~ N(0, 1)`` one draw per axis:
+
+    ``v_{n+1} = v_n + dt u_n + sigma sqrt(dt) xi_n``,  ``p_{n+1} = p_n + dt v_{n+1}``,
+
+    then the wall rule on ``domain^2``: a particle that would leave is stopped at the wall and its
+    velocity component into the wall is set to 0, so positions always stay inside. The population
+    histogram is flattened in C order (``x`` slowest).
+
+    ## Action Space
+
+    ``Box(-1, 1, (2,), float32)``, rescaled to the acceleration ``a = action_bound * action``.
+
+    | Num | Action                | Min | Max |
+    |-----|-----------------------|-----|-----|
+    | 0   | ``a_x / action_bound`` | -1  | 1   |
+    | 1   | ``a_y / action_bound`` | -1  | 1   |
+
+    ## Observation Space
+
+    ``Dict``:
+
+    | Key          | Shape        | Meaning                                                           |
+    |--------------|--------------|-------------------------------------------------------------------|
+    | `state`      | (4,)         | own ``(x, y, vx, vy)``, positions in ``domain``                   |
+    | `population` | (n_bins**2,) | histogram of all particles' ``(x, y)`` on ``domain^2`` (sums to 1) |
+    | `time`       | (1,)         | ``t_n / T``                                                       |
+
+    ## Rewards
+
+    ``r_n = -||s_n - s_goal|| - l1 ||a_n|| - l2 m_n(p_n)``, ``s_goal = (g_x, g_y, 0, 0)`` (Euclidean norms, the
+    first over position and velocity), ``m_n(p)`` = histogram mass of the cell holding ``p`` divided by the
+    cell area (the same grid as the observation). No ``dt`` factor and no terminal reward.
+
+    ## Starting State
+
+    ``(x, y, vx, vy) ~ N(init_mean, diag(init_var))``, then the wall rule.
+
+    ## Episode End
+
+    Terminates after ``n_steps`` steps. No truncation.
+
+    ## Arguments
+
+    | keyword | symbol | default |
+    |---|---|---|
+    | `horizon` | T > 0 | 4.0 |
+    | `n_steps` | N | 40 |
+    | `sigma` | sigma >= 0 | 0.3 |
+    | `goal` | g, inside ``domain^2`` | (1.0, 0.0) |
+    | `action_cost` | l1 >= 0 | 0.1 |
+    | `crowd_aversion` | l2 >= 0 | 0.1 |
+    | `init_mean` | mean of ``(x, y, vx, vy)`` | (-1.0, 0.5, 0.0, 0.0) |
+    | `init_var` | variances, >= 0 | (0.02, 0.02, 0.01, 0.01) |
+    | `action_bound` | a_max > 0 | 2.0 |
+    | `domain` | walls ``(low, high)`` on both axes | (-2.0, 2.0) |
+    | `n_bins` | histogram cells per axis | 20 |
+    | `n_particles` | population size | 1000 |
+    | `population_representation` | `histogram`, `moments` or `kde` | `histogram` |
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    model_class = CrowdModel
+    env_id = "MFGCrowd-v0"

@@ -1,0 +1,100 @@
+"""sb3_meanfield.nash_gap, the RL best response and the Nash-gap callbacks."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import TD3
+from stable_baselines3.common.noise import NormalActionNoise
+
+import mfg_envs  # noqa: F401
+from mfg_envs.core import ConstantPolicy
+from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
+from sb3_meanfield import ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
+
+th.set_num_threads(1)
+
+RL_KWARGS = {
+    "learning_rate": 1e-3,
+    "learning_starts": 1000,
+    "batch_size": 256,
+    "action_noise": NormalActionNoise(np.zeros(1), np.full(1, 0.1)),
+}
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make("MFGLinearQuadratic-v0")
+
+
+def td3(env, seed=0):
+    return TD3("MultiInputPolicy", env, policy_kwargs={"net_arch": {"pi": [32, 32], "qf": [64, 64]}}, seed=seed)
+
+
+def test_exact_method_accepts_models_and_callables(env):
+    model = td3(env)
+    by_model = nash_gap(model, env, n_particles=2000, relative=False)
+    by_callable = nash_gap(ModelPolicy(model), env, n_particles=2000, relative=False)
+    assert by_model == by_callable
+    assert by_model.gap > 0 and by_model.standard_error > 0
+
+
+def test_exact_method_matches_the_equilibrium_oracle(env):
+    equilibrium = solve_equilibrium(env)
+    result = nash_gap(equilibrium.policy, env)
+    assert abs(result.gap) < 4 * result.standard_error + 1e-4
+    assert result.best_response_return >= result.policy_return - 4 * result.standard_error
+
+
+def test_rl_gap_is_a_lower_bound_of_the_exact_gap(env):
+    """Even a badly trained best response cannot beat the exact one (common random numbers, fresh noise)."""
+    neutral = ConstantPolicy(np.zeros(1))
+    exact = exact_nash_gap(env, neutral, 5000, 0, relative=False)
+    rl = nash_gap(neutral, env, "rl", 5000, 0, False, rl_timesteps=1200, rl_kwargs=RL_KWARGS, rl_template=td3(env))
+    assert np.isfinite(rl.gap)
+    assert rl.gap <= exact.gap + 4 * (rl.standard_error + exact.standard_error)
+
+
+@pytest.mark.slow
+def test_rl_best_response_recovers_most_of_the_exact_gap(env):
+    model = env.unwrapped.model
+    equilibrium = solve_equilibrium(env)
+    perturbed = AffinePolicy(model, equilibrium.policy.gains, equilibrium.policy.offsets + 0.5)
+    exact = exact_nash_gap(env, perturbed, 10_000, 0, relative=False)
+    rl = nash_gap(perturbed, env, "rl", 10_000, 0, False, rl_timesteps=10_000, rl_kwargs=RL_KWARGS, rl_template=td3(env))
+    assert rl.gap >= 0.8 * exact.gap
+    assert rl.gap <= exact.gap + 4 * (rl.standard_error + exact.standard_error)
+
+
+def test_rl_method_needs_an_algorithm(env):
+    with pytest.raises(ValueError, match="rl_template"):
+        nash_gap(ConstantPolicy(np.zeros(1)), env, method="rl")
+    with pytest.raises(ValueError, match="method"):
+        nash_gap(ConstantPolicy(np.zeros(1)), env, method="guess")
+
+
+def test_callback_logs_a_gap_that_changes_during_training():
+    env = gym.make("MFGLinearQuadratic-v0", n_particles=20)
+    callback = NashGapCallback(eval_freq=300, n_particles=2000)
+    model = TD3("MultiInputPolicy", env, learning_starts=100, seed=1, policy_kwargs={"net_arch": [32, 32]})
+    model.learn(900, callback=callback)
+    gaps = [result.gap for _, result in callback.history]
+    assert [step for step, _ in callback.history] == [300, 600, 900]
+    assert len(set(gaps)) == 3 and all(np.isfinite(gaps))
+    assert model.logger.name_to_value == {} or "mfg/nash_gap" not in model.logger.name_to_value  # dumped
+
+
+def test_stop_training_on_nash_gap():
+    env = gym.make("MFGLinearQuadratic-v0", n_particles=20)
+    stopper = StopTrainingOnNashGap(threshold=1e6, eval_freq=200, n_particles=1000)
+    model = TD3("MultiInputPolicy", env, learning_starts=100, seed=1, policy_kwargs={"net_arch": [16]})
+    model.learn(2000, callback=stopper)
+    assert model.num_timesteps == 200 and len(stopper.history) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"eval_freq": 0}, {"method": "oracle"}])
+def test_callback_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        NashGapCallback(**kwargs)
+    with pytest.raises(ValueError, match="threshold"):
+        StopTrainingOnNashGap(threshold=0.0)
