@@ -68,7 +68,8 @@ class _CrowdDynamics(MeanFieldModel):
         return states
 
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self._confine(self.init_mean + np.sqrt(self.init_var) * rng.standard_normal((n, 4)))
+        # column-major: every per-axis operation below then runs on contiguous columns
+        return self._confine(np.asfortranarray(self.init_mean + np.sqrt(self.init_var) * rng.standard_normal((n, 4))))
 
     def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((n, 2))
@@ -84,8 +85,14 @@ class _CrowdDynamics(MeanFieldModel):
     ) -> np.ndarray:
         """``v' = v + dt u + sigma sqrt(dt) xi``, ``p' = p + dt v'`` per axis, then the boundary rule."""
         dt = self.dt
-        velocity = states[:, 2:] + dt * actions + self.sigma * math.sqrt(dt) * noise
-        return self._confine(np.concatenate([states[:, :2] + dt * velocity, velocity], axis=1))
+        nxt = np.empty(states.shape, order="F")
+        velocity = nxt[:, 2:]
+        np.multiply(noise, self.sigma * math.sqrt(dt), out=velocity)
+        velocity += dt * actions
+        velocity += states[:, 2:]
+        np.multiply(velocity, dt, out=nxt[:, :2])
+        nxt[:, :2] += states[:, :2]
+        return self._confine(nxt)
 
     def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray:
         return states[:, :2]
@@ -349,15 +356,16 @@ class CrowdModel(_CrowdDynamics):
         self._goal_state = np.concatenate([self.goal, np.zeros(2)])
 
     def _confine(self, states: np.ndarray) -> np.ndarray:
-        """Stop particles at the wall: clip the position, zero the velocity component pointing into the wall."""
+        """Stop particles at the wall: clip the position, zero the velocity component pointing into the wall.
+
+        Works in place on ``states`` (always a fresh array here).
+        """
         low, high = self.domain
         positions, velocities = states[:, :2], states[:, 2:]
-        velocities = np.where(
-            positions > high,
-            np.minimum(velocities, 0.0),
-            np.where(positions < low, np.maximum(velocities, 0.0), velocities),
-        )
-        return np.concatenate([np.clip(positions, low, high), velocities], axis=1)
+        np.minimum(velocities, 0.0, out=velocities, where=positions > high)
+        np.maximum(velocities, 0.0, out=velocities, where=positions < low)
+        np.clip(positions, low, high, out=positions)
+        return states
 
     def mean_field(self, states: np.ndarray, actions: np.ndarray | None, hist: np.ndarray) -> MeanField:
         """The population density on the observation's grid, ``m = hist / cell area``."""
@@ -366,11 +374,9 @@ class CrowdModel(_CrowdDynamics):
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
         """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
         crowding = mean_field["density"][cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
-        return (
-            -np.linalg.norm(states - self._goal_state, axis=1)
-            - self.action_cost * np.linalg.norm(actions, axis=1)
-            - self.crowd_aversion * crowding
-        )
+        distance = np.sqrt(((states - self._goal_state) ** 2).sum(axis=1))
+        effort = np.sqrt((actions**2).sum(axis=1))
+        return -distance - self.action_cost * effort - self.crowd_aversion * crowding
 
 
 class CrowdLQEnv(MeanFieldEnv):

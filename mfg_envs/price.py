@@ -85,7 +85,7 @@ class PriceModel(MeanFieldModel):
 
     # ------------------------------------------------------------------ simulator
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        states = np.zeros((n, 3))
+        states = np.zeros((n, 3), order="F")  # column-major: the per-column updates run on contiguous memory
         states[:, 0] = self.init_mean + math.sqrt(self.init_var) * rng.standard_normal(n)
         states[:, 2] = self.signal(0)
         return states
@@ -107,14 +107,14 @@ class PriceModel(MeanFieldModel):
         mean_inventory = {"mean_inventory": float(states[:, 0].mean())}
         return mean_inventory if actions is None else {"mean_price": float(actions[:, 0].mean()), **mean_inventory}
 
-    def sales(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField) -> np.ndarray:
-        """``q_n = d_n - beta a_n + gamma pbar_n`` of every firm."""
-        return states[:, 2] - self.demand_slope * actions[:, 0] + self.cross_slope * mean_field["mean_price"]
+    def sales(self, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
+        """``q_n = d_n - beta a_n + gamma pbar_n`` of every firm (``d_n`` is common to all firms)."""
+        return (self.signal(n) + self.cross_slope * mean_field["mean_price"]) - self.demand_slope * actions[:, 0]
 
     def transition(
         self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int, noise: np.ndarray
     ) -> np.ndarray:
-        dt, q = self.dt, self.sales(states, actions, mean_field)
+        dt, q = self.dt, self.sales(actions, mean_field, n)
         nxt = np.empty_like(states)
         nxt[:, 0] = states[:, 0] + dt * (self.restock_rate - q) + self.sigma * math.sqrt(dt) * noise[:, 0]
         nxt[:, 1] = states[:, 1] + dt * (actions[:, 0] * q - self.unit_cost * self.restock_rate)
@@ -122,7 +122,7 @@ class PriceModel(MeanFieldModel):
         return nxt
 
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
-        a, x, q = actions[:, 0], states[:, 0], self.sales(states, actions, mean_field)
+        a, x, q = actions[:, 0], states[:, 0], self.sales(actions, mean_field, n)
         spread = a - mean_field["mean_price"]
         profit = a * q - self.unit_cost * self.restock_rate
         return self.dt * (profit - 0.5 * self.holding_cost * x**2 - 0.5 * self.spread_penalty * spread**2)
