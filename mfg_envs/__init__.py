@@ -13,8 +13,8 @@ from typing import Any
 from gymnasium.envs.registration import register
 
 from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationFlow
-from mfg_envs.env import MeanFieldEnv
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
+from mfg_envs.env import MeanFieldEnv
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.price import PriceEnv

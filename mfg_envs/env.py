@@ -18,7 +18,7 @@ from mfg_envs.core import (
     rollout,
     split_keywords,
 )
-from mfg_envs.rendering import population_frame
+from mfg_envs.rendering import Renderer
 
 
 def observation_space(model: MeanFieldModel, n_features: int, representation: str) -> spaces.Dict:
@@ -76,12 +76,10 @@ class MeanFieldEnv(gym.Env):
 
     model_class: ClassVar[type[MeanFieldModel]]
     env_id: ClassVar[str]
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 10}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            accepted = [*self.metadata["render_modes"], None]
-            raise ValueError(f"render_mode must be one of {accepted}, got {render_mode!r}")
+        self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
         self.render_mode = render_mode
         self._attach(make_population(self.model_class, self.env_id, dict(kwargs)))
 
@@ -89,7 +87,7 @@ class MeanFieldEnv(gym.Env):
     def from_population(cls, population: Population, n_particles: int | None = None) -> MeanFieldEnv:
         """A new env over the same model and population representation (``n_particles`` defaults to the same)."""
         env = cls.__new__(cls)
-        env.render_mode = None
+        env.render_mode, env._renderer = None, Renderer(None, cls.metadata["render_modes"], cls.metadata["render_fps"])
         env._attach(
             Population(
                 population.model,
@@ -137,6 +135,8 @@ class MeanFieldEnv(gym.Env):
         pop = self.population
         pop.reset(self.np_random, n_particles=1 if pop.flow is not None else None)
         self._needs_reset = False
+        if self.render_mode == "human":
+            self.render()
         return self._observation(), {}
 
     def step(self, action: Any):
@@ -153,19 +153,20 @@ class MeanFieldEnv(gym.Env):
             )
             actions = np.concatenate([actions, others])
         rewards = pop.step(actions, model.noise(n_alive, self.np_random))
+        if self.render_mode == "human":
+            self.render()
         return self._observation(), float(rewards[0]), pop.done, False, {}
 
     def render(self) -> np.ndarray | None:
-        """``rgb_array``: the population histogram (bars in 1-D, a heat map in 2-D) with the learner in red."""
-        if self.render_mode != "rgb_array":
-            return None
-        pop, model = self.population, self.model
-        values = model.histogram_values(pop.states[:1], pop.last_actions[:1] if pop.last_actions is not None else None)
-        bounds = model.histogram_bounds
-        marker = None if values is None else (values[0] - bounds[:, 0]) / (bounds[:, 1] - bounds[:, 0])
-        return population_frame(
-            pop.features if pop.representation != "moments" else pop.hist, bounds.shape[0], model.n_bins, marker
-        )
+        """The population at the current step (:mod:`mfg_envs.rendering`), the learner (particle 0) in red.
+
+        ``rgb_array``: an ``H x W x 3`` uint8 frame; ``human``: shown in a window (called by ``reset`` and
+        ``step``), returns ``None``. Each model chooses the picture: see its ``render_scene``.
+        """
+        return self._renderer.render(self.population, learner_index=0)
+
+    def close(self) -> None:
+        self._renderer.close()
 
     def _observation(self) -> dict[str, np.ndarray]:
         pop = self.population

@@ -11,6 +11,7 @@ from pettingzoo import ParallelEnv
 
 from mfg_envs.core import MeanFieldModel, check_actions, check_int
 from mfg_envs.env import make_population, observation_space
+from mfg_envs.rendering import Renderer
 
 
 class MeanFieldParallelEnv(ParallelEnv):
@@ -22,7 +23,12 @@ class MeanFieldParallelEnv(ParallelEnv):
     Python entry per agent: for large populations use the batched env (``gym.make_vec``).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "name": "mfg_parallel_v0", "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": 10,
+        "name": "mfg_parallel_v0",
+        "is_parallelizable": True,
+    }
 
     def __init__(
         self,
@@ -32,8 +38,7 @@ class MeanFieldParallelEnv(ParallelEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None, got {render_mode!r}")
+        self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
         kwargs["n_particles"] = check_int("n_agents", n_agents)
         self.population = make_population(model_class, env_id, kwargs)
         self.model = self.population.model
@@ -58,6 +63,8 @@ class MeanFieldParallelEnv(ParallelEnv):
             self.np_random, _ = seeding.np_random(seed)
         self.population.reset(self.np_random)
         self.agents = list(self.possible_agents)
+        if self.render_mode == "human":
+            self.render()
         return self._observations(), {agent: {} for agent in self.agents}
 
     def step(self, actions: dict[str, Any]):
@@ -70,6 +77,8 @@ class MeanFieldParallelEnv(ParallelEnv):
         batch = np.stack([check_actions(actions[agent], shape, f"action of {agent}") for agent in self.agents])
         rewards = self.population.step(batch, self.model.noise(len(self.agents), self.np_random))
         done = self.population.done
+        if self.render_mode == "human":
+            self.render()
         observations = self._observations()
         agents = self.agents
         if done:
@@ -81,6 +90,14 @@ class MeanFieldParallelEnv(ParallelEnv):
             {agent: False for agent in agents},
             {agent: {} for agent in agents},
         )
+
+    def render(self) -> np.ndarray | None:
+        """The whole population at the current step (``rgb_array``: an ``H x W x 3`` uint8 frame; ``human``: a
+        window, drawn by ``reset`` and ``step``). No agent is singled out."""
+        return self._renderer.render(self.population)
+
+    def close(self) -> None:
+        self._renderer.close()
 
     def state(self) -> np.ndarray:
         """The global state: every particle's state, ``(N, d_s)``."""

@@ -17,6 +17,7 @@ from gymnasium.vector.utils import batch_space
 
 from mfg_envs.core import MeanFieldModel, check_actions
 from mfg_envs.env import make_population, observation_space
+from mfg_envs.rendering import Renderer
 
 
 class MeanFieldVectorEnv(gym.vector.VectorEnv):
@@ -32,7 +33,11 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
     observation and puts the terminal one in ``info["final_obs"]``).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": 10,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -49,8 +54,7 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
         mode = modes.get(autoreset_mode, autoreset_mode)
         if mode not in modes.values():
             raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}")
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None, got {render_mode!r}")
+        self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
         kwargs["n_particles"] = num_envs
         self.population = make_population(model_class, env_id, kwargs)
         self.model = self.population.model
@@ -73,6 +77,8 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
         super().reset(seed=seed)
         self.population.reset(self.np_random)
         self._started, self._needs_reset = True, False
+        if self.render_mode == "human":
+            self.render()
         return self.population.observation(), {}
 
     def step(self, actions: Any):
@@ -85,6 +91,8 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
         normalized = check_actions(actions, (n, self.model.action_dim), "actions")
         rewards = self.population.step(normalized, self.model.noise(n, self.np_random))
         done = self.population.done
+        if self.render_mode == "human":
+            self.render()
         terminated = np.full(n, done)
         obs, info = self.population.observation(), {}
         if done:
@@ -94,3 +102,11 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
             else:
                 self._needs_reset = True
         return obs, rewards, terminated, np.zeros(n, dtype=bool), info
+
+    def render(self) -> np.ndarray | None:
+        """The whole population at the current step (``rgb_array``: an ``H x W x 3`` uint8 frame; ``human``: a
+        window, drawn by ``reset`` and ``step``). No agent is singled out."""
+        return self._renderer.render(self.population)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._renderer.close()

@@ -240,8 +240,10 @@ def main() -> None:
     if magent is None:
         print("\nMAgent2 battle_v4: not installed (pip install magent2)")
     else:
-        print(f"\nMAgent2 battle_v4 (map {args.magent_map_size}, {magent[0]} agents, random actions): "
-              f"{magent[1]:.3g} agent-steps/s")
+        print(
+            f"\nMAgent2 battle_v4 (map {args.magent_map_size}, {magent[0]} agents, random actions): "
+            f"{magent[1]:.3g} agent-steps/s"
+        )
 
 
 if __name__ == "__main__":
