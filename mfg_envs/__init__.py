@@ -18,12 +18,13 @@ from mfg_envs.env import MeanFieldEnv
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.price import PriceEnv
+from mfg_envs.resource import ResourceEnv
 from mfg_envs.vector import MeanFieldVectorEnv
 
 __version__ = "0.1.0"
 
 ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {
-    cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, LinearQuadraticEnv)
+    cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, ResourceEnv, LinearQuadraticEnv)
 }
 ENV_IDS = tuple(ENV_CLASSES)
 

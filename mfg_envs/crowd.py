@@ -20,6 +20,7 @@ import numpy as np
 from mfg_envs.core import (
     MeanField,
     MeanFieldModel,
+    Population,
     PopulationFlow,
     cell_index,
     check_int,
@@ -29,6 +30,7 @@ from mfg_envs.core import (
 )
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, gaussian_histogram
+from mfg_envs.rendering import PlaneScene, exact_equilibrium, population_masses
 
 # Axis a of the per-axis state z = (p, v) is (state[a], state[2 + a]); its action is u[a].
 _ACTION_ROWS, _STATE_COLUMNS = [0, 0, 1, 1], [0, 2, 1, 3]
@@ -96,6 +98,21 @@ class _CrowdDynamics(MeanFieldModel):
 
     def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray:
         return states[:, :2]
+
+    def render_scene(self, population: Population) -> PlaneScene:
+        """Frame: density heat map of the position histogram, particles as dots, the goal (green cross), the
+        walls when positions are bounded, and the exact equilibrium's ``mean +- 2 std`` ellipse when it exists."""
+        equilibrium = exact_equilibrium(self)
+        statistics = None if equilibrium is None else equilibrium.mean_fields[population.step_index]
+        return PlaneScene(
+            bounds=self.histogram_bounds,
+            density=population_masses(population),
+            particles=population.states[:, :2],
+            time=population.time,
+            goal=self.goal,
+            walls=bool(np.isfinite(self.state_low[:2]).all()),
+            reference=None if statistics is None else (statistics["mean"], np.sqrt(statistics["var"])),
+        )
 
 
 class CrowdLQModel(_CrowdDynamics):

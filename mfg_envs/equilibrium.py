@@ -220,35 +220,54 @@ def flow_in_representation(equilibrium: Equilibrium, population: Population) -> 
     return PopulationFlow(features.astype(np.float32), equilibrium.mean_fields)
 
 
+def _crn_gap_replicate(template: Population, policy: PopulationPolicy, n_particles: int, seed: int) -> np.ndarray:
+    """One replicate: ``(gap, policy return, best-response return)`` against this replicate's own flow."""
+    model = template.model
+    population = Population(model, n_particles, template.representation, template.kde_bandwidth)
+    flow, policy_returns = rollout(population, policy, np.random.default_rng(seed))
+    ghosts = Population(model, n_particles, template.representation, template.kde_bandwidth)
+    ghosts.flow = flow
+    _, best_returns = rollout(ghosts, model.best_response(flow).policy, np.random.default_rng(seed))
+    return np.array([(best_returns - policy_returns).mean(), policy_returns.mean(), best_returns.mean()])
+
+
 def exact_nash_gap(
-    env: Any, policy: PopulationPolicy, n_particles: int = 10_000, seed: int = 0, relative: bool = True
+    env: Any,
+    policy: PopulationPolicy,
+    n_particles: int = 10_000,
+    seed: int = 0,
+    relative: bool = True,
+    n_replicates: int = 4,
 ) -> NashGap:
     """Exact Nash gap of ``policy`` on ``env`` with common random numbers.
+
+    Per replicate (seeds ``seed, seed + 1, ...``):
 
     1. ``n_particles`` particles play ``policy``; their empirical flow ``mu^pi`` is recorded and
        their mean return is ``R(pi; mu^pi)``.
     2. The exact best response to ``mu^pi`` is solved (:meth:`MeanFieldModel.best_response`).
     3. A ghost cohort of the same size, seeded identically (same initial states, same noise),
-       plays the best response against the frozen ``mu^pi``.
+       plays the best response against the frozen ``mu^pi``; ``gap = mean(R_BR - R_pi)``.
 
-    ``relative=True`` also divides by the gap of the neutral policy (normalized action 0).
+    The reported gap is the mean over ``n_replicates`` replicates and its standard error their
+    spread, ``std / sqrt(n_replicates)``: the flow is estimated from the same particles, so the
+    per-particle spread alone would understate the error several-fold. The finite population
+    adds a bias of order ``1/N`` (the floor of MODELS.md). ``relative=True`` also divides by the
+    gap of the neutral policy (normalized action 0, one replicate).
     """
     template = population_of(env)
-    model = template.model
-    population = Population(model, n_particles, template.representation, template.kde_bandwidth)
-    flow, policy_returns = rollout(population, policy, np.random.default_rng(seed))
-    best = model.best_response(flow)
-    ghosts = Population(model, n_particles, template.representation, template.kde_bandwidth)
-    ghosts.flow = flow
-    _, best_returns = rollout(ghosts, best.policy, np.random.default_rng(seed))
-    diff = best_returns - policy_returns
-    result = NashGap(
-        gap=float(diff.mean()),
-        standard_error=float(diff.std(ddof=1) / np.sqrt(n_particles)),
-        policy_return=float(policy_returns.mean()),
-        best_response_return=float(best_returns.mean()),
+    if n_replicates < 2:
+        raise ValueError(f"n_replicates must be an integer >= 2 (its spread gives the error), got {n_replicates!r}")
+    runs = np.stack([_crn_gap_replicate(template, policy, n_particles, seed + r) for r in range(n_replicates)])
+    gap, policy_return, best_return = runs.mean(axis=0)
+    relative_gap = float("nan")
+    if relative:
+        neutral = ConstantPolicy(np.zeros(template.model.action_dim))
+        relative_gap = gap / _crn_gap_replicate(template, neutral, n_particles, seed)[0]
+    return NashGap(
+        gap=float(gap),
+        standard_error=float(runs[:, 0].std(ddof=1) / np.sqrt(n_replicates)),
+        policy_return=float(policy_return),
+        best_response_return=float(best_return),
+        relative_gap=float(relative_gap),
     )
-    if not relative:
-        return result
-    neutral = exact_nash_gap(env, ConstantPolicy(np.zeros(model.action_dim)), n_particles, seed, relative=False)
-    return NashGap(**{**result.__dict__, "relative_gap": result.gap / neutral.gap})

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfg_envs.core import MeanField, MeanFieldModel, PopulationFlow, check_int, check_interval, check_real
+from mfg_envs.core import (
+    MeanField,
+    MeanFieldModel,
+    Population,
+    PopulationFlow,
+    check_int,
+    check_interval,
+    check_real,
+)
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import (
     AffinePolicy,
@@ -14,6 +22,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, population_masses
 
 
 class LinearQuadraticModel(MeanFieldModel):
@@ -91,6 +100,21 @@ class LinearQuadraticModel(MeanFieldModel):
 
     def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray:
         return states
+
+    def render_scene(self, population: Population) -> HistogramScene:
+        """Frame: histogram of ``x``, the exact equilibrium law of step ``n`` (black line), its mean ``m*_n``
+        (dashed) and the particles' mean ``m_n`` (blue)."""
+        equilibrium, n = exact_equilibrium(self), population.step_index
+        marks = (Mark(float(population.states[:, 0].mean()), PARTICLE_MEAN),)
+        if equilibrium is not None:
+            marks += (Mark(equilibrium.mean_fields[n]["mean"], EXACT, dashed=True),)
+        return HistogramScene(
+            bounds=tuple(self.histogram_bounds[0]),
+            masses=population_masses(population),
+            time=population.time,
+            reference=None if equilibrium is None else equilibrium.histograms[n],
+            marks=marks,
+        )
 
     # ------------------------------------------------------------------ exact solution
     def frozen_flow_problem(self, means: np.ndarray) -> dict[str, float | np.ndarray]:

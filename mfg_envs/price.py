@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from mfg_envs.core import MeanField, MeanFieldModel, PopulationFlow, check_int, check_real
+from mfg_envs.core import MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import (
     AffinePolicy,
@@ -22,6 +22,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.rendering import PARTICLE_MEAN, SIGNAL, HistogramScene, Mark, exact_equilibrium, population_masses
 
 
 # --------------------------------------------------------------------------- the model
@@ -133,6 +134,24 @@ class PriceModel(MeanFieldModel):
     def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray | None:
         """The last posted prices; ``None`` before the first step (the core then shows a uniform histogram)."""
         return last_actions
+
+    def render_scene(self, population: Population) -> HistogramScene:
+        """Frame: histogram of the prices posted at the last step ``n - 1``, their exact equilibrium law (black
+        line), their mean ``pbar`` (blue) and the static price ``d_{n-1} / (2 beta - gamma)`` of the market
+        signal (orange, dashed). Before the first step only the signal's price ``d_0 / (2 beta - gamma)`` shows."""
+        equilibrium, n = exact_equilibrium(self), population.step_index
+        static_price = float(self.signal(max(n - 1, 0))) / (2.0 * self.demand_slope - self.cross_slope)
+        marks = (Mark(static_price, SIGNAL, dashed=True),)
+        if n == 0:
+            return HistogramScene(tuple(self.histogram_bounds[0]), np.zeros(self.n_bins), population.time, None, marks)
+        marks += (Mark(population.last_mean_field["mean_price"], PARTICLE_MEAN),)
+        return HistogramScene(
+            bounds=tuple(self.histogram_bounds[0]),
+            masses=population_masses(population),
+            time=population.time,
+            reference=None if equilibrium is None else equilibrium.histograms[n],
+            marks=marks,
+        )
 
     # ------------------------------------------------------------------ exact solver
     def _frozen_flow_problem(self, mean_prices: np.ndarray) -> dict[str, float | np.ndarray]:

@@ -15,6 +15,7 @@ still run on a headless machine.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -163,12 +164,13 @@ class _Canvas:
         (y0, y1), height = self.y_range, self.bottom - self.top
         return np.floor(self.bottom - (np.asarray(y, dtype=float) - y0) / (y1 - y0) * height).astype(int)
 
-    def dots(self, rows: np.ndarray, cols: np.ndarray, color: Color, radius: int) -> None:
-        """Squares of side ``2 radius + 1`` centred on each pixel inside the plot area (one assignment per offset)."""
+    def dots(self, rows: np.ndarray, cols: np.ndarray, color: Color, size: int) -> None:
+        """Squares of ``size x size`` pixels at each point inside the plot area (one assignment per offset)."""
         inside = (rows >= self.top) & (rows < self.bottom) & (cols >= self.left) & (cols < self.right)
         rows, cols = rows[inside], cols[inside]
-        for dr in range(-radius, radius + 1):
-            for dc in range(-radius, radius + 1):
+        offsets = range(-(size // 2), size - size // 2)
+        for dr in offsets:
+            for dc in offsets:
                 r = np.clip(rows + dr, self.top, self.bottom - 1)
                 c = np.clip(cols + dc, self.left, self.right - 1)
                 self.pixels[r, c] = color
@@ -192,7 +194,7 @@ class _Canvas:
         self.pixels[self.top : self.bottom, self.left : self.right][mask] = color
 
     def clock(self, time: float) -> None:
-        filled = self.left + int(round(np.clip(time, 0.0, 1.0) * (self.right - self.left)))
+        filled = self.left + round(float(np.clip(time, 0.0, 1.0)) * (self.right - self.left))
         self.pixels[MARGIN // 2 : MARGIN // 2 + CLOCK_HEIGHT, self.left : filled] = CLOCK
 
     def border(self, color: Color, width: int) -> None:
@@ -231,7 +233,7 @@ def _draw_histogram(scene: HistogramScene, learner: np.ndarray | None) -> np.nda
 def _draw_plane(scene: PlaneScene, learner: np.ndarray | None) -> np.ndarray:
     bounds = np.asarray(scene.bounds, dtype=float)
     canvas = _Canvas(PLANE_SHAPE, tuple(bounds[0]), tuple(bounds[1]))
-    n_bins = int(round(np.sqrt(scene.density.size)))
+    n_bins = math.isqrt(scene.density.size)
     grid = np.asarray(scene.density, dtype=float).reshape(n_bins, n_bins)  # [x cell, y cell]
     peak = grid.max() if grid.max() > 0 else 1.0
     height, width = canvas.bottom - canvas.top, canvas.right - canvas.left
@@ -243,16 +245,20 @@ def _draw_plane(scene: PlaneScene, learner: np.ndarray | None) -> np.ndarray:
         mean, std = scene.reference
         angle = np.linspace(0.0, 2.0 * np.pi, 720)
         ellipse = mean[:, None] + 2.0 * std[:, None] * np.stack([np.cos(angle), np.sin(angle)])
-        canvas.dots(canvas.rows(ellipse[1]), canvas.columns(ellipse[0]), SIGNAL, 1)
+        canvas.dots(canvas.rows(ellipse[1]), canvas.columns(ellipse[0]), SIGNAL, 3)
     particles = np.asarray(scene.particles[:MAX_DOTS], dtype=float)
-    canvas.dots(canvas.rows(particles[:, 1]), canvas.columns(particles[:, 0]), PARTICLE, 1)
+    canvas.dots(canvas.rows(particles[:, 1]), canvas.columns(particles[:, 0]), PARTICLE, 2)
     if scene.goal is not None:
         row, col = int(canvas.rows(scene.goal[1])), int(canvas.columns(scene.goal[0]))
         arm = np.arange(-9, 10)
-        canvas.dots(np.concatenate([row + arm, np.full(arm.size, row)]), np.concatenate([np.full(arm.size, col), col + arm]), GOAL, 1)
+        cross_rows = np.concatenate([row + arm, np.full(arm.size, row)])
+        canvas.dots(cross_rows, np.concatenate([np.full(arm.size, col), col + arm]), GOAL, 3)
     if learner is not None:
-        canvas.dots(canvas.rows(learner[1:2]), canvas.columns(learner[0:1]), LEARNER, 3)
-    canvas.border(WALL, 4) if scene.walls else canvas.border(CLOCK, 1)
+        canvas.dots(canvas.rows(learner[1:2]), canvas.columns(learner[0:1]), LEARNER, 7)
+    if scene.walls:
+        canvas.border(WALL, 4)
+    else:
+        canvas.border(CLOCK, 1)
     canvas.clock(scene.time)
     return canvas.pixels
 

@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 
-from mfg_envs.core import MeanField, MeanFieldModel, PopulationFlow, check_int, check_real
+from mfg_envs.core import MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, normal_cdf
+from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, population_masses
 
 
 def normal_pdf(z: np.ndarray | float) -> np.ndarray:
@@ -140,6 +141,23 @@ class ResourceModel(MeanFieldModel):
     def histogram_values(self, states: np.ndarray, last_actions: np.ndarray | None) -> np.ndarray | None:
         """The last allocations; ``None`` before the first step (the core then shows a uniform histogram)."""
         return last_actions
+
+    def render_scene(self, population: Population) -> HistogramScene:
+        """Frame: histogram of the last allocations on ``[0, c_hi]`` with the capacity range ``[c_lo, c_hi]``
+        shaded green, their exact equilibrium law (black line), their mean ``abar`` (blue) and ``abar*``
+        (dashed). Before the first step no allocation exists and the bars are empty."""
+        equilibrium, n = exact_equilibrium(self), population.step_index
+        marks = () if equilibrium is None else (Mark(equilibrium.mean_fields[0]["mean_allocation"], EXACT, True),)
+        if n > 0:
+            marks += (Mark(population.last_mean_field["mean_allocation"], PARTICLE_MEAN),)
+        return HistogramScene(
+            bounds=tuple(self.histogram_bounds[0]),
+            masses=population_masses(population) if n > 0 else np.zeros(self.n_bins),
+            time=population.time,
+            reference=None if equilibrium is None or n == 0 else equilibrium.histograms[n],
+            marks=marks,
+            band=(self.capacity_min, self.capacity_max),
+        )
 
     # ------------------------------------------------------------------ exact solver
     def best_response_statistics(self, mean_allocation: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
