@@ -1,0 +1,228 @@
+"""Population encoders: SB3 features extractors for the ``Dict(state, population, time)`` observation.
+
+A mean field policy ``mu(s, m)`` and critic ``Q(s, a, m)`` see one agent's state ``s`` (with the
+time ``t/T``) and the population ``m`` (a histogram, its moments or a KDE). The two inputs have
+different structure, so they get separate encoders whose outputs are concatenated:
+
+``phi(s, t, m) = [f_s(s, t), f_m(k m)]``
+
+``f_s`` is an MLP. ``f_m`` is one of
+
+- ``"mlp"`` (default): an MLP on the flat vector;
+- ``"cnn"``: the ``n x n`` crowd grid (``k = n^2`` bins, C order) as a one-channel image, strided
+  convolutions, then an MLP;
+- ``"deepsets"``: the histogram as the weighted point set ``{(m_j, c_j)}`` of bin masses and bin
+  centres, ``f_m(m) = rho(sum_j phi(m_j, c_j))``, invariant to the order in which bins are listed.
+
+Histograms (a population box inside ``[0, 1]``) enter as ``k m``, the density relative to the
+uniform law, so that the encoder sees inputs of order 1 whatever the number of bins ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.type_aliases import TensorDict
+from torch import nn
+
+from mfg_envs.core import check_int, check_real
+
+POPULATION_ENCODERS = ("mlp", "cnn", "deepsets")
+OBSERVATION_KEYS = ("state", "population", "time")
+
+#: Encoder sizes of the actor ``mu(s, m)`` (DESIGN.md 5.1): state 256-128, population 128-64.
+ACTOR_EXTRACTOR_DEFAULTS: dict[str, Any] = {"state_arch": [256, 128], "population_arch": [128, 64]}
+#: Encoder sizes of the critic ``Q(s, a, m)`` (DESIGN.md 5.2): state 256, population 128.
+CRITIC_EXTRACTOR_DEFAULTS: dict[str, Any] = {"state_arch": [256], "population_arch": [128]}
+
+
+def check_arch(name: str, arch: Sequence[int], allow_empty: bool = True) -> list[int]:
+    """Return ``arch`` as a list of layer widths ``>= 1``, else raise ``ValueError`` naming ``name``."""
+    if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence) or (not arch and not allow_empty):
+        accepted = "a list of integers >= 1" + ("" if allow_empty else " (at least one)")
+        raise ValueError(f"{name} must be {accepted}, got {arch!r}")
+    return [check_int(f"{name}[{i}]", width) for i, width in enumerate(arch)]
+
+
+def mlp(input_dim: int, arch: list[int], activation_fn: type[nn.Module]) -> nn.Sequential:
+    """Hidden layers ``arch`` with an activation after each (the identity when ``arch`` is empty)."""
+    return nn.Sequential(*create_mlp(input_dim, -1, arch, activation_fn))
+
+
+def output_dim(input_dim: int, arch: list[int]) -> int:
+    """Width of :func:`mlp`'s output."""
+    return arch[-1] if arch else input_dim
+
+
+def grid_side(n_cells: int, n_dims: int, name: str) -> int:
+    """Side ``n`` of a regular grid with ``n_cells = n ** n_dims`` cells, else ``ValueError`` naming ``name``."""
+    side = round(n_cells ** (1.0 / n_dims))
+    if side**n_dims != n_cells:
+        raise ValueError(
+            f"{name} needs a {n_dims}-D grid histogram: the population size k must be n**{n_dims}, got k={n_cells}"
+        )
+    return side
+
+
+class CnnPopulationEncoder(nn.Module):
+    """The ``n x n`` population grid as a one-channel image: stride-2 3x3 convolutions, flatten, MLP.
+
+    :param n_cells: population size ``k = n^2`` (``ValueError`` when ``k`` is not a square).
+    :param arch: widths of the MLP after the convolutions.
+    :param channels: output channels of each convolution (each halves the grid side).
+    :param activation_fn: activation after every layer.
+    """
+
+    def __init__(self, n_cells: int, arch: list[int], channels: Sequence[int], activation_fn: type[nn.Module]) -> None:
+        super().__init__()
+        self.side = grid_side(n_cells, 2, "population_encoder='cnn'")
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for out_channels in check_arch("cnn_channels", channels, allow_empty=False):
+            layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), activation_fn()]
+            in_channels = out_channels
+        self.cnn = nn.Sequential(*layers, nn.Flatten())
+        with th.no_grad():
+            n_flatten = self.cnn(th.zeros(1, 1, self.side, self.side)).shape[1]
+        self.mlp = mlp(n_flatten, arch, activation_fn)
+        self.output_dim = output_dim(n_flatten, arch)
+
+    def forward(self, population: th.Tensor) -> th.Tensor:
+        return self.mlp(self.cnn(population.reshape(-1, 1, self.side, self.side)))
+
+
+class DeepSetsPopulationEncoder(nn.Module):
+    """Permutation-invariant encoder of a histogram: ``rho(sum_j phi(m_j, c_j))``.
+
+    ``c_j in [0, 1]^d`` is the centre of bin ``j`` on the regular grid of ``k = n^d`` bins (C order,
+    as ``mfg_envs.core.histogram`` flattens it), so listing the pairs ``(m_j, c_j)`` in another
+    order gives the same output. The first layer of ``phi`` is affine in ``(m_j, c_j)``; its
+    position part is the same for every sample, so it is applied to the ``k`` centres once per
+    call and broadcast over the batch instead of being recomputed on ``(batch, k)`` copies.
+
+    :param n_cells: population size ``k``.
+    :param arch: widths of ``rho``.
+    :param phi_arch: widths of ``phi`` (at least one layer).
+    :param n_dims: dimension ``d`` of the histogram grid (``k`` must be ``n ** d``).
+    :param activation_fn: activation after every layer.
+    """
+
+    def __init__(
+        self,
+        n_cells: int,
+        arch: list[int],
+        phi_arch: Sequence[int],
+        n_dims: int,
+        activation_fn: type[nn.Module],
+    ) -> None:
+        super().__init__()
+        n_dims = check_int("histogram_dims", n_dims)
+        side = grid_side(n_cells, n_dims, "population_encoder='deepsets'")
+        phi_arch = check_arch("deepsets_phi_arch", phi_arch, allow_empty=False)
+        axes = th.meshgrid(*[(th.arange(side) + 0.5) / side] * n_dims, indexing="ij")
+        self.register_buffer("centres", th.stack([axis.reshape(-1) for axis in axes], dim=1), persistent=False)
+        self.phi_input = nn.Linear(1 + n_dims, phi_arch[0])
+        self.phi = nn.Sequential(activation_fn(), *create_mlp(phi_arch[0], -1, phi_arch[1:], activation_fn))
+        self.rho = mlp(phi_arch[-1], arch, activation_fn)
+        self.output_dim = output_dim(phi_arch[-1], arch)
+
+    def forward(self, population: th.Tensor) -> th.Tensor:
+        weight, bias = self.phi_input.weight, self.phi_input.bias
+        position_term = nn.functional.linear(self.centres, weight[:, 1:], bias)  # (k, h), batch independent
+        hidden = population.unsqueeze(-1) * weight[:, 0] + position_term  # (batch, k, h)
+        return self.rho(self.phi(hidden).sum(dim=1))
+
+
+class MeanFieldExtractor(BaseFeaturesExtractor):
+    """Features ``phi(s, t, m) = [f_s(s, t), f_m(k m)]`` of a ``Dict(state, population, time)`` observation.
+
+    Defaults are the actor's sizes (DESIGN.md 5.1); :class:`~sb3_meanfield.td3.MeanFieldTD3Policy`
+    gives the critic its own (:data:`CRITIC_EXTRACTOR_DEFAULTS`).
+
+    :param observation_space: ``Dict`` with 1-D ``Box`` entries ``state`` ``(d_s,)``, ``population``
+        ``(k,)`` and ``time`` ``(1,)``.
+    :param state_arch: widths of ``f_s`` on ``[s, t/T]`` (empty: the raw input).
+    :param population_arch: widths of the MLP part of ``f_m`` (``rho`` for ``"deepsets"``).
+    :param population_encoder: ``"mlp"``, ``"cnn"`` (square 2-D grid) or ``"deepsets"``.
+    :param activation_fn: activation after every hidden layer.
+    :param cnn_channels: convolution channels of the ``"cnn"`` encoder.
+    :param deepsets_phi_arch: widths of ``phi`` of the ``"deepsets"`` encoder.
+    :param histogram_dims: grid dimension ``d`` of the histogram, for the ``"deepsets"`` bin centres.
+    :param population_scale: factor applied to ``m`` before ``f_m``; ``None``: ``k`` when the
+        population box lies in ``[0, 1]`` (a histogram or KDE on ``k`` bins), else 1 (moments).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        state_arch: Sequence[int] = (256, 128),
+        population_arch: Sequence[int] = (128, 64),
+        population_encoder: str = "mlp",
+        activation_fn: type[nn.Module] = nn.ReLU,
+        cnn_channels: Sequence[int] = (16, 32),
+        deepsets_phi_arch: Sequence[int] = (64, 64),
+        histogram_dims: int = 1,
+        population_scale: float | None = None,
+    ) -> None:
+        state_dim, n_cells = self._check_space(observation_space)
+        state_arch = check_arch("state_arch", state_arch)
+        population_arch = check_arch("population_arch", population_arch)
+        if population_encoder == "mlp":
+            population_net: nn.Module = mlp(n_cells, population_arch, activation_fn)
+            population_dim = output_dim(n_cells, population_arch)
+        elif population_encoder == "cnn":
+            population_net = CnnPopulationEncoder(n_cells, population_arch, cnn_channels, activation_fn)
+            population_dim = population_net.output_dim
+        elif population_encoder == "deepsets":
+            population_net = DeepSetsPopulationEncoder(
+                n_cells, population_arch, deepsets_phi_arch, histogram_dims, activation_fn
+            )
+            population_dim = population_net.output_dim
+        else:
+            raise ValueError(f"population_encoder must be one of {POPULATION_ENCODERS}, got {population_encoder!r}")
+        super().__init__(observation_space, output_dim(state_dim + 1, state_arch) + population_dim)
+        if population_scale is None:
+            box = observation_space["population"]
+            is_histogram = bool((box.low >= 0.0).all() and (box.high <= 1.0).all())
+            population_scale = float(n_cells) if is_histogram else 1.0
+        self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
+        self.state_encoder = mlp(state_dim + 1, state_arch, activation_fn)
+        self.population_encoder = population_net
+
+    @staticmethod
+    def _check_space(observation_space: spaces.Space) -> tuple[int, int]:
+        """``(d_s, k)`` of a valid observation space, else ``ValueError``."""
+        valid = isinstance(observation_space, spaces.Dict) and set(OBSERVATION_KEYS) <= set(observation_space.spaces)
+        if valid:
+            boxes = [observation_space[key] for key in OBSERVATION_KEYS]
+            valid = all(isinstance(box, spaces.Box) and len(box.shape) == 1 for box in boxes) and boxes[2].shape == (1,)
+        if not valid:
+            raise ValueError(
+                "observation_space must be a Dict with 1-D Box entries 'state' (d_s,), 'population' (k,) and "
+                f"'time' (1,), got {observation_space}"
+            )
+        return observation_space["state"].shape[0], observation_space["population"].shape[0]
+
+    def forward(self, observations: TensorDict) -> th.Tensor:
+        state_time = th.cat([observations["state"], observations["time"]], dim=1)
+        population = observations["population"] * self.population_scale
+        return th.cat([self.state_encoder(state_time), self.population_encoder(population)], dim=1)
+
+
+def role_extractor_kwargs(
+    features_extractor_class: type[BaseFeaturesExtractor],
+    role_defaults: dict[str, Any],
+    shared_kwargs: dict[str, Any],
+    role_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Keywords of the actor's or the critic's extractor: role defaults < shared keywords < role keywords.
+
+    The role defaults only apply to :class:`MeanFieldExtractor` (and subclasses); another extractor
+    class gets the keywords it was given.
+    """
+    defaults = role_defaults if issubclass(features_extractor_class, MeanFieldExtractor) else {}
+    return {**defaults, **shared_kwargs, **role_kwargs}

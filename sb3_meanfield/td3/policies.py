@@ -1,0 +1,258 @@
+"""Mean field actor-critic policies for TD3 and DDPG: ``mu_theta(s, m)`` and ``Q_phi(s, a, m)`` (DESIGN.md 5).
+
+The actor is SB3's TD3 ``Actor`` on :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`
+features: ``mu(s, m) = tanh(W_2 relu(W_1 [f_s(s, t), f_m(m)]))`` with ``f_s`` 256-128,
+``f_m`` 128-64 and an action head of 128 units. The critic, :class:`MeanFieldCritic`, also encodes
+the action: ``Q_i(s, a, m) = h_i([f_s(s, t), g_i(a), f_m(m)])`` with ``f_s`` 256, ``g_i`` 64,
+``f_m`` 128 and the head ``h_i`` 256-128-1.
+
+Actor and critic have different default encoder sizes, so the policy builds their extractors from
+their own keywords (``actor_extractor_kwargs`` / ``critic_extractor_kwargs``, on top of the role
+defaults and the shared ``features_extractor_kwargs``) in :meth:`make_actor` / :meth:`make_critic`,
+the two factories SB3's ``_build`` calls for the networks and their targets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BaseModel
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+
+from sb3_meanfield.common.encoders import (
+    ACTOR_EXTRACTOR_DEFAULTS,
+    CRITIC_EXTRACTOR_DEFAULTS,
+    MeanFieldExtractor,
+    check_arch,
+    mlp,
+    output_dim,
+    role_extractor_kwargs,
+)
+
+#: Hidden layers of the actor's action head and of the critic's Q head (DESIGN.md 5.1, 5.2).
+DEFAULT_NET_ARCH: dict[str, list[int]] = {"pi": [128], "qf": [256, 128]}
+#: Hidden layers of the critic's action encoder ``g`` (DESIGN.md 5.2).
+DEFAULT_ACTION_ENCODER_ARCH: list[int] = [64]
+
+
+class ActionEncodingQNetwork(nn.Module):
+    """One critic head on precomputed observation features: ``Q(s, a, m) = h([phi(s, t, m), g(a)])``.
+
+    :param features_dim: width of ``phi(s, t, m)``.
+    :param action_dim: ``d_a``.
+    :param action_encoder_arch: widths of ``g`` (empty: the raw action).
+    :param net_arch: hidden widths of ``h`` (its output is the scalar Q value).
+    :param activation_fn: activation after every hidden layer.
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        action_dim: int,
+        action_encoder_arch: list[int],
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+    ) -> None:
+        super().__init__()
+        self.action_encoder = mlp(action_dim, action_encoder_arch, activation_fn)
+        encoded_dim = output_dim(action_dim, action_encoder_arch)
+        self.q_head = nn.Sequential(*create_mlp(features_dim + encoded_dim, 1, net_arch, activation_fn))
+
+    def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        return self.q_head(th.cat([features, self.action_encoder(actions)], dim=1))
+
+
+class MeanFieldCritic(BaseModel):
+    """``n_critics`` action-encoding critics ``Q_i(s, a, m)`` on one shared observation extractor.
+
+    A drop-in for SB3's ``ContinuousCritic`` (same ``forward`` / ``q1_forward`` and optimizer
+    contract, so TD3, DDPG and SAC train it unchanged) that feeds the action through its own
+    encoder ``g_i`` before the Q head instead of concatenating it raw. Each critic has its own
+    ``g_i`` and ``h_i``, so the twin estimates of the clipped double-Q target
+    ``y = r + gamma min_i Q_i'(s', a', m')`` stay independent.
+
+    :param observation_space: the ``Dict`` observation space.
+    :param action_space: the ``Box`` action space.
+    :param net_arch: hidden widths of each Q head ``h_i``.
+    :param features_extractor: extractor of ``phi(s, t, m)``.
+    :param features_dim: its output width.
+    :param activation_fn: activation after every hidden layer.
+    :param normalize_images: passed to SB3's preprocessing (no images here).
+    :param n_critics: number of critics (2 for TD3 and SAC, 1 for DDPG).
+    :param share_features_extractor: whether the extractor is the actor's; it is then trained by the
+        actor loss only and the critic sees its features without gradient.
+    :param action_encoder_arch: widths of each action encoder ``g_i``.
+    """
+
+    features_extractor: BaseFeaturesExtractor
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 2,
+        share_features_extractor: bool = True,
+        action_encoder_arch: list[int] | None = None,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        action_encoder_arch = check_arch(
+            "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
+        )
+        action_dim = get_action_dim(self.action_space)
+        self.share_features_extractor = share_features_extractor
+        self.n_critics = n_critics
+        self.q_networks: list[ActionEncodingQNetwork] = []
+        for idx in range(n_critics):
+            q_net = ActionEncodingQNetwork(features_dim, action_dim, action_encoder_arch, net_arch, activation_fn)
+            self.add_module(f"qf{idx}", q_net)
+            self.q_networks.append(q_net)
+
+    def forward(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        """``(Q_1(s, a, m), ..., Q_n(s, a, m))``, each of shape ``(batch, 1)``."""
+        # a shared extractor learns from the actor loss only (SB3's convention)
+        with th.set_grad_enabled(not self.share_features_extractor):
+            features = self.extract_features(obs, self.features_extractor)
+        return tuple(q_net(features, actions) for q_net in self.q_networks)
+
+    def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """``Q_1(s, a, m)`` only, for the actor loss ``-Q_1(s, mu(s, m), m)``: no gradient to the extractor."""
+        with th.no_grad():
+            features = self.extract_features(obs, self.features_extractor)
+        return self.q_networks[0](features, actions)
+
+
+class MeanFieldNetworksMixin:
+    """Builds the actor's and the critic's extractors with their own defaults, and the :class:`MeanFieldCritic`.
+
+    Mixed into SB3's ``TD3Policy`` and ``SACPolicy`` (before them in the bases). The parent's
+    ``__init__`` calls ``_build`` and thus :meth:`make_actor` / :meth:`make_critic`, so the
+    subclass sets the attributes these read with :meth:`_set_mean_field_kwargs` before calling it.
+    """
+
+    observation_space: spaces.Space
+    features_extractor_class: type[BaseFeaturesExtractor]
+    features_extractor_kwargs: dict[str, Any]
+    critic_kwargs: dict[str, Any]
+    device: th.device
+
+    def _set_mean_field_kwargs(
+        self,
+        actor_extractor_kwargs: dict[str, Any] | None,
+        critic_extractor_kwargs: dict[str, Any] | None,
+        action_encoder_arch: list[int] | None,
+    ) -> None:
+        self.actor_extractor_kwargs = dict(actor_extractor_kwargs or {})
+        self.critic_extractor_kwargs = dict(critic_extractor_kwargs or {})
+        self.action_encoder_arch = check_arch(
+            "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
+        )
+
+    def make_extractor(self, role: str) -> BaseFeaturesExtractor:
+        """A new extractor for ``role`` (``"actor"`` or ``"critic"``) with that role's keywords."""
+        role_defaults, role_kwargs = {
+            "actor": (ACTOR_EXTRACTOR_DEFAULTS, self.actor_extractor_kwargs),
+            "critic": (CRITIC_EXTRACTOR_DEFAULTS, self.critic_extractor_kwargs),
+        }[role]
+        kwargs = role_extractor_kwargs(
+            self.features_extractor_class, role_defaults, self.features_extractor_kwargs, role_kwargs
+        )
+        return self.features_extractor_class(self.observation_space, **kwargs)
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
+        """The parent's actor on ``features_extractor`` (shared) or on a new actor extractor."""
+        if features_extractor is None:
+            features_extractor = self.make_extractor("actor")
+        return super().make_actor(features_extractor)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> MeanFieldCritic:
+        """A :class:`MeanFieldCritic` on ``features_extractor`` (shared) or on a new critic extractor."""
+        if features_extractor is None:
+            features_extractor = self.make_extractor("critic")
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return MeanFieldCritic(**critic_kwargs, action_encoder_arch=self.action_encoder_arch).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            actor_extractor_kwargs=self.actor_extractor_kwargs,
+            critic_extractor_kwargs=self.critic_extractor_kwargs,
+            action_encoder_arch=self.action_encoder_arch,
+        )
+        return data
+
+
+class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):
+    """TD3/DDPG policy with population encoders: actor ``mu(s, m)``, critics ``Q_i(s, a, m)`` (DESIGN.md 5).
+
+    Use it as ``MFTD3("MeanFieldPolicy", env)``, ``MFDDPG("MeanFieldPolicy", env)`` or
+    ``TD3(MeanFieldTD3Policy, env)``. The defaults reproduce the design's networks; keywords:
+
+    :param observation_space: ``Dict(state, population, time)``.
+    :param action_space: the ``Box`` action space (normalized to ``[-1, 1]``).
+    :param lr_schedule: learning rate schedule.
+    :param net_arch: hidden widths after the extractors, ``{"pi": actor head, "qf": Q head}`` or a
+        list for both (default ``{"pi": [128], "qf": [256, 128]}``).
+    :param activation_fn: activation of the heads (the extractors take theirs from their keywords).
+    :param features_extractor_class: extractor class (default :class:`MeanFieldExtractor`).
+    :param features_extractor_kwargs: keywords for both extractors, e.g.
+        ``{"population_encoder": "cnn"}``.
+    :param actor_extractor_kwargs: keywords for the actor's extractor only (over the defaults
+        ``state_arch=[256, 128], population_arch=[128, 64]`` and the shared keywords).
+    :param critic_extractor_kwargs: keywords for the critic's extractor only (over the defaults
+        ``state_arch=[256], population_arch=[128]`` and the shared keywords).
+    :param action_encoder_arch: widths of the critic's action encoder (default ``[64]``).
+    :param normalize_images: SB3's image preprocessing flag (no images here).
+    :param optimizer_class: optimizer (default Adam).
+    :param optimizer_kwargs: optimizer keywords besides the learning rate.
+    :param n_critics: number of critics.
+    :param share_features_extractor: share the actor's extractor with the critic (SB3's semantics:
+        the critic then uses the actor's encoder sizes and does not train it).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = MeanFieldExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        actor_extractor_kwargs: dict[str, Any] | None = None,
+        critic_extractor_kwargs: dict[str, Any] | None = None,
+        action_encoder_arch: list[int] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+    ) -> None:
+        # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
+        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            DEFAULT_NET_ARCH if net_arch is None else net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            n_critics,
+            share_features_extractor,
+        )

@@ -1,0 +1,342 @@
+"""Population encoders, mean field policies and algorithms, exploration noise (sb3-contrib style, tiny budgets)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DDPG, SAC, TD3
+from stable_baselines3.common.buffers import DictReplayBuffer
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise, VectorizedActionNoise
+from stable_baselines3.sac import policies as sac_policies
+from stable_baselines3.td3 import policies as td3_policies
+from torch import nn
+
+from mfg_envs.linear_quadratic import LinearQuadraticEnv
+from sb3_meanfield.common.encoders import MeanFieldExtractor
+from sb3_meanfield.common.noise import (
+    DecayingGaussianActionNoise,
+    VectorizedDecayingGaussianActionNoise,
+    make_action_noise,
+)
+from sb3_meanfield.ddpg import MFDDPG
+from sb3_meanfield.sac import MFSAC, MeanFieldSACPolicy
+from sb3_meanfield.td3 import MFTD3, MeanFieldCritic, MeanFieldTD3Policy
+
+th.set_num_threads(1)
+
+# SB3's own aliases, built from its policy modules (not read from the dicts under test)
+SB3_ALIASES = {
+    name: {alias: getattr(module, alias) for alias in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")}
+    for name, module in (("TD3", td3_policies), ("SAC", sac_policies))
+}
+ALGOS = (MFDDPG, MFTD3, MFSAC)
+
+
+def make_env(**kwargs) -> LinearQuadraticEnv:
+    return LinearQuadraticEnv(n_particles=50, n_steps=10, **kwargs)
+
+
+def observation_batch(env, n: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` observations along an episode under random actions."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    batch = [obs]
+    for _ in range(n - 1):
+        obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        batch.append(obs)
+    return {key: np.stack([o[key] for o in batch]) for key in obs}
+
+
+def linear_widths(module: nn.Module) -> list[int]:
+    return [layer.out_features for layer in module.modules() if isinstance(layer, nn.Linear)]
+
+
+def population_swap() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The same agent observation with the population of two different initial laws (mean 2 vs mean -1)."""
+    obs, _ = make_env().reset(seed=0)
+    other, _ = make_env(init_mean=-1.0).reset(seed=0)
+    assert not np.array_equal(obs["population"], other["population"])
+    return obs, dict(obs, population=other["population"])
+
+
+@pytest.fixture(scope="module")
+def trained() -> dict[type, tuple]:
+    """Each algorithm after 200 steps on the LQ game (reward depends on the population mean), and its first actor."""
+    models = {}
+    for algo in ALGOS:
+        model = algo("MeanFieldPolicy", make_env(), learning_starts=50, seed=0)
+        initial_actor = copy.deepcopy(model.actor.state_dict())
+        model.learn(200)
+        models[algo] = (model, initial_actor)
+    return models
+
+
+# --------------------------------------------------------------------------- algorithms and aliases
+@pytest.mark.parametrize("algo", ALGOS)
+def test_learn(trained, algo):
+    model, initial_actor = trained[algo]
+    assert model.num_timesteps == 200
+    assert isinstance(model.replay_buffer, DictReplayBuffer)
+    assert isinstance(model.critic, MeanFieldCritic)
+    assert len(model.critic.q_networks) == (1 if algo is MFDDPG else 2)
+    changed = [not th.equal(value, initial_actor[key]) for key, value in model.actor.state_dict().items()]
+    assert all(changed)
+
+
+def test_plain_td3_takes_policy_class():
+    model = TD3(MeanFieldTD3Policy, make_env(), learning_starts=50, seed=0).learn(200)
+    assert isinstance(model.policy, MeanFieldTD3Policy)
+    assert isinstance(model.critic_target, MeanFieldCritic)
+    assert model.num_timesteps == 200
+
+
+def test_policy_aliases_extend_sb3_without_mutating_it():
+    assert TD3.policy_aliases is DDPG.policy_aliases
+    for name, algo in (("TD3", TD3), ("TD3", DDPG), ("SAC", SAC)):
+        assert algo.policy_aliases == SB3_ALIASES[name]
+    for algo, base, policy in ((MFTD3, TD3, MeanFieldTD3Policy), (MFDDPG, DDPG, MeanFieldTD3Policy)):
+        assert algo.policy_aliases is not base.policy_aliases
+        assert algo.policy_aliases == {**base.policy_aliases, "MeanFieldPolicy": policy}
+    assert MFSAC.policy_aliases == {**SAC.policy_aliases, "MeanFieldPolicy": MeanFieldSACPolicy}
+
+
+# --------------------------------------------------------------------------- architecture
+@pytest.mark.parametrize("algo", ALGOS)
+def test_default_networks_follow_the_design(trained, algo):
+    policy = trained[algo][0].policy
+    actor_extractor, critic = policy.actor.features_extractor, policy.critic
+    assert linear_widths(actor_extractor.state_encoder) == [256, 128]
+    assert linear_widths(actor_extractor.population_encoder) == [128, 64]
+    assert actor_extractor.state_encoder[0].in_features == 2  # state and time
+    head = policy.actor.mu if algo is not MFSAC else policy.actor.latent_pi
+    assert linear_widths(head)[0] == 128
+    assert linear_widths(critic.features_extractor.state_encoder) == [256]
+    assert linear_widths(critic.features_extractor.population_encoder) == [128]
+    assert critic.features_extractor is not actor_extractor
+    for q_net in critic.q_networks:
+        assert linear_widths(q_net.action_encoder) == [64]
+        assert linear_widths(q_net.q_head) == [256, 128, 1]
+        assert q_net.q_head[0].in_features == 256 + 64 + 128
+
+
+def test_extractor_keywords_by_role():
+    policy_kwargs = {
+        "features_extractor_kwargs": {"population_arch": [32], "state_arch": [48]},
+        "critic_extractor_kwargs": {"population_arch": [16]},
+        "action_encoder_arch": [8],
+    }
+    model = MFTD3("MeanFieldPolicy", make_env(), policy_kwargs=policy_kwargs)
+    actor_extractor, critic_extractor = model.actor.features_extractor, model.critic.features_extractor
+    assert linear_widths(actor_extractor.population_encoder) == [32]
+    assert linear_widths(critic_extractor.population_encoder) == [16]
+    assert linear_widths(actor_extractor.state_encoder) == linear_widths(critic_extractor.state_encoder) == [48]
+    assert linear_widths(model.critic.q_networks[0].action_encoder) == [8]
+
+
+def test_shared_extractor_is_the_actors():
+    model = MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"share_features_extractor": True})
+    assert model.critic.features_extractor is model.actor.features_extractor
+    assert model.critic_target.features_extractor is model.actor_target.features_extractor
+
+
+# --------------------------------------------------------------------------- save / load
+@pytest.mark.parametrize("algo", ALGOS)
+def test_save_load_gives_identical_actions(trained, algo, tmp_path):
+    model = trained[algo][0]
+    obs = observation_batch(make_env(), seed=3)
+    expected = model.predict(obs, deterministic=True)[0]
+    model.save(tmp_path / "model.zip")
+    loaded = algo.load(tmp_path / "model.zip", env=make_env())
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], expected)
+    policy_class = type(model.policy)
+    model.policy.save(tmp_path / "policy.pth")
+    policy = policy_class.load(tmp_path / "policy.pth")
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=True)[0], expected)
+    assert linear_widths(policy.critic.features_extractor.state_encoder) == [256]
+
+
+# --------------------------------------------------------------------------- the population reaches the actions
+@pytest.mark.parametrize("algo", ALGOS)
+def test_trained_actor_reads_the_population(trained, algo):
+    model, initial_actor = trained[algo]
+    obs, swapped = population_swap()
+    action = model.predict(obs, deterministic=True)[0]
+    assert np.abs(model.predict(swapped, deterministic=True)[0] - action).max() > 1e-3
+    # with a zero (unread) population input the first-layer weights would get zero gradients and keep their values
+    key = "features_extractor.population_encoder.0.weight"
+    assert not th.equal(model.actor.state_dict()[key], initial_actor[key])
+
+
+def crowd_env():
+    from mfg_envs.crowd import CrowdLQEnv
+
+    return CrowdLQEnv(n_particles=50, n_steps=10, n_bins=8)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "env_fn", "extra"),
+    [
+        ("mlp", make_env, {}),
+        ("deepsets", make_env, {}),
+        ("cnn", crowd_env, {}),
+        ("deepsets", crowd_env, {"histogram_dims": 2}),
+        ("mlp", lambda: make_env(population_representation="moments"), {}),
+    ],
+)
+def test_actions_have_a_population_gradient(encoder, env_fn, extra):
+    env = env_fn()
+    policy = MeanFieldTD3Policy(
+        env.observation_space,
+        env.action_space,
+        lambda _: 1e-3,
+        features_extractor_kwargs={"population_encoder": encoder, **extra},
+    )
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    obs["population"].requires_grad_(True)
+    actions = policy.actor(obs)
+    (action_grad,) = th.autograd.grad(actions.sum(), obs["population"])
+    assert action_grad.abs().sum() > 0
+    for q_value in policy.critic(obs, actions.detach()):
+        (critic_grad,) = th.autograd.grad(q_value.sum(), obs["population"], retain_graph=True)
+        assert critic_grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- encoders
+def test_histogram_enters_as_density_moments_unscaled():
+    assert MeanFieldExtractor(make_env().observation_space).population_scale == 40.0
+    moments = make_env(population_representation="moments").observation_space
+    assert MeanFieldExtractor(moments).population_scale == 1.0
+
+
+def test_cnn_encoder_reads_the_grid():
+    extractor = MeanFieldExtractor(crowd_env().observation_space, population_encoder="cnn", population_arch=[32])
+    assert extractor.population_encoder.side == 8
+    assert extractor.features_dim == 128 + 32
+    with pytest.raises(ValueError, match="k must be n\\*\\*2, got k=40"):
+        MeanFieldExtractor(make_env().observation_space, population_encoder="cnn")
+    with pytest.raises(ValueError, match="cnn_channels"):
+        MeanFieldExtractor(crowd_env().observation_space, population_encoder="cnn", cnn_channels=[])
+    model = MFTD3(
+        "MeanFieldPolicy",
+        crowd_env(),
+        learning_starts=50,
+        seed=0,
+        policy_kwargs={"features_extractor_kwargs": {"population_encoder": "cnn"}},
+    )
+    assert model.learn(100).num_timesteps == 100
+
+
+def test_deepsets_is_invariant_to_the_order_of_bins():
+    env = crowd_env()
+    th.manual_seed(0)
+    extractor = MeanFieldExtractor(env.observation_space, population_encoder="deepsets", histogram_dims=2)
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    obs["population"] = th.distributions.Dirichlet(th.ones(64)).sample((8,))
+    permutation = th.randperm(64)
+    with th.no_grad():
+        features = extractor(obs)
+        encoder = extractor.population_encoder
+        encoder.centres = encoder.centres[permutation]
+        permuted = extractor(dict(obs, population=obs["population"][:, permutation]))
+        values_only = extractor(obs)
+    th.testing.assert_close(permuted, features)
+    assert (values_only - features).abs().max() > 1e-4  # where the mass sits matters
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"population_encoder": "rnn"}, "population_encoder"),
+        ({"state_arch": [64, 0]}, "state_arch\\[1\\]"),
+        ({"population_arch": "64"}, "population_arch"),
+        ({"population_encoder": "deepsets", "histogram_dims": 0}, "histogram_dims"),
+        ({"population_scale": -1.0}, "population_scale"),
+    ],
+)
+def test_bad_extractor_keywords(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        MeanFieldExtractor(make_env().observation_space, **kwargs)
+
+
+def test_extractor_needs_the_mean_field_observation():
+    with pytest.raises(ValueError, match="observation_space"):
+        MeanFieldExtractor(spaces.Box(-1, 1, (3,)))
+    with pytest.raises(ValueError, match="observation_space"):
+        MeanFieldExtractor(spaces.Dict({"state": spaces.Box(-1, 1, (2,)), "time": spaces.Box(0, 1, (1,))}))
+
+
+# --------------------------------------------------------------------------- exploration noise
+@pytest.mark.parametrize(
+    ("schedule", "midpoint"),
+    [("linear", 0.5 * (0.1 + 0.01)), ("exponential", np.sqrt(0.1 * 0.01))],
+)
+def test_noise_schedule(schedule, midpoint):
+    noise = DecayingGaussianActionNoise(np.zeros(2), 0.1, 0.01, decay_steps=10, schedule=schedule)
+    sigmas = []
+    for _ in range(21):
+        sigmas.append(noise.sigma[0])
+        noise()
+    np.testing.assert_allclose(sigmas[0], 0.1)
+    np.testing.assert_allclose(sigmas[5], midpoint)
+    np.testing.assert_allclose(sigmas[10:], 0.01)
+    assert np.all(np.diff(sigmas) <= 0)
+    noise.reset()  # end of an episode: the schedule keeps going
+    np.testing.assert_allclose(noise.sigma, 0.01)
+
+
+def test_noise_draws_have_the_scheduled_scale():
+    np.random.seed(0)
+    noise = DecayingGaussianActionNoise(np.full(3, 0.5), sigma=0.3, final_sigma=0.3, decay_steps=1)
+    draws = np.stack([noise() for _ in range(4000)])
+    assert draws.dtype == np.float32
+    np.testing.assert_allclose(draws.mean(axis=0), 0.5, atol=0.03)
+    np.testing.assert_allclose(draws.std(axis=0), 0.3, rtol=0.05)
+
+
+def test_vectorized_noise_is_used_as_is_by_sb3():
+    base = DecayingGaussianActionNoise(np.zeros(1), 0.1, 0.0, decay_steps=100)
+    noise = VectorizedDecayingGaussianActionNoise(base, n_envs=2)
+    vec_env = make_vec_env(make_env, n_envs=2, seed=0)
+    model = MFTD3("MeanFieldPolicy", vec_env, learning_starts=50, action_noise=noise, seed=0).learn(100)
+    assert model.action_noise is noise
+    assert noise.batched_noise.n_calls == 50  # one call per vectorized step
+    assert noise().shape == (2, 1)
+    np.testing.assert_allclose(noise.batched_noise.sigma, 0.1 * (1 - 51 / 100))
+    assert base.n_calls == 0
+
+
+def test_make_action_noise_defaults():
+    ou = make_action_noise("ornstein-uhlenbeck", 2)
+    assert isinstance(ou, OrnsteinUhlenbeckActionNoise)
+    assert ou._theta == 0.15
+    np.testing.assert_allclose(ou._sigma, 0.2)
+    normal = make_action_noise("normal", 2)
+    assert isinstance(normal, NormalActionNoise)
+    np.testing.assert_allclose(normal._sigma, 0.1)
+    decaying = make_action_noise("decaying-normal", 2, decay_steps=50)
+    np.testing.assert_allclose(decaying.sigma, 0.1)
+    assert isinstance(make_action_noise("normal", 2, n_envs=3), VectorizedActionNoise)
+    assert make_action_noise("decaying-normal", 2, n_envs=3)().shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"sigma": -0.1}, "sigma"),
+        ({"final_sigma": np.nan}, "final_sigma"),
+        ({"decay_steps": 0}, "decay_steps"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"final_sigma": 0.0, "schedule": "exponential"}, "final_sigma"),
+        ({"sigma": np.ones(3)}, "sigma"),
+    ],
+)
+def test_bad_noise_keywords(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        DecayingGaussianActionNoise(np.zeros(2), **kwargs)
+    with pytest.raises(ValueError, match="noise_type"):
+        make_action_noise("uniform", 2)
