@@ -68,6 +68,14 @@ def check_real(
     return x
 
 
+def check_time_grid(horizon: Any, n_steps: Any) -> tuple[float, int]:
+    """``(T, N)`` with ``T > 0``, ``N >= 1`` and a representable step ``dt = T / N > 0``."""
+    horizon, n_steps = check_real("horizon", horizon, 0.0, low_open=True), check_int("n_steps", n_steps)
+    if not horizon / n_steps > 0.0:
+        raise ValueError(f"horizon / n_steps must be a representable positive time step, got {horizon!r} / {n_steps}")
+    return horizon, n_steps
+
+
 def check_vector(name: str, value: Any, size: int, low: float = -np.inf, *, low_open: bool = False) -> np.ndarray:
     """Return ``value`` as a float vector of length ``size`` with finite entries above ``low``."""
     try:
@@ -81,13 +89,17 @@ def check_vector(name: str, value: Any, size: int, low: float = -np.inf, *, low_
     return arr
 
 
+#: Smallest accepted width of an interval a histogram covers (narrower ones overflow ``n_bins / width``).
+MIN_WIDTH = 1e-100
+
+
 def check_interval(name: str, value: Any) -> tuple[float, float]:
-    """Return ``(low, high)`` with finite ``low < high``, else raise ``ValueError``."""
+    """Return ``(low, high)`` with finite ``low < high`` (``high - low >= MIN_WIDTH``), else raise ``ValueError``."""
     if np.ndim(value) != 1 or len(value) != 2:
         raise ValueError(f"{name} must be a pair (low, high) of finite reals with low < high, got {value!r}")
     low, high = check_real(f"{name}[0]", value[0]), check_real(f"{name}[1]", value[1])
-    if not low < high:
-        raise ValueError(f"{name} must satisfy low < high, got {value!r}")
+    if not high - low >= MIN_WIDTH:
+        raise ValueError(f"{name} must satisfy low < high with high - low >= {MIN_WIDTH:g}, got {value!r}")
     return low, high
 
 
@@ -115,9 +127,9 @@ def cell_index(values: np.ndarray, bounds: np.ndarray, n_bins: int) -> np.ndarra
     ``bounds`` count in the edge cells.
     """
     lo, hi = bounds[:, 0], bounds[:, 1]
-    # truncation toward zero only differs from floor on (-1, 0), which the clip sends to cell 0 anyway
-    cells = ((values - lo) * (n_bins / (hi - lo))).astype(np.intp)
-    np.clip(cells, 0, n_bins - 1, out=cells)
+    scaled = (values - lo) * (n_bins / (hi - lo))
+    np.clip(scaled, 0, n_bins - 1, out=scaled)  # in floating point, so far-out values cannot overflow the cast
+    cells = scaled.astype(np.intp)
     flat = cells[:, 0]
     for axis in range(1, values.shape[1]):
         flat = flat * n_bins + cells[:, axis]

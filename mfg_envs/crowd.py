@@ -26,6 +26,7 @@ from mfg_envs.core import (
     check_int,
     check_interval,
     check_real,
+    check_time_grid,
     check_vector,
 )
 from mfg_envs.env import MeanFieldEnv
@@ -54,8 +55,7 @@ class _CrowdDynamics(MeanFieldModel):
         n_bins: int,
         domain: tuple[float, float],
     ) -> None:
-        self.horizon = check_real("horizon", horizon, 0.0, low_open=True)
-        self.n_steps = check_int("n_steps", n_steps)
+        self.horizon, self.n_steps = check_time_grid(horizon, n_steps)
         self.sigma = check_real("sigma", sigma, 0.0)
         self.goal = check_vector("goal", goal, 2)
         self.init_mean = check_vector("init_mean", init_mean, 4)
@@ -147,7 +147,7 @@ class CrowdLQModel(_CrowdDynamics):
         self.terminal_goal_cost = check_real("terminal_goal_cost", terminal_goal_cost, 0.0)
         self.terminal_velocity_cost = check_real("terminal_velocity_cost", terminal_velocity_cost, 0.0)
         self.crowd_aversion = check_real("crowd_aversion", crowd_aversion, 0.0)
-        self.bandwidth = check_real("bandwidth", bandwidth, 0.0, low_open=True)
+        self.bandwidth = check_real("bandwidth", bandwidth, 1e-100)  # h^2 must not underflow
         self.state_low, self.state_high = np.full(4, -np.inf), np.full(4, np.inf)
         dt = self.dt
         # Per axis z = (p, v): z' = A z + B u + W xi.
@@ -370,6 +370,8 @@ class CrowdModel(_CrowdDynamics):
         self.state_low = np.array([low, low, -np.inf, -np.inf])
         self.state_high = np.array([high, high, np.inf, np.inf])
         self._cell_area = ((high - low) / self.n_bins) ** 2
+        if not self._cell_area > 0.0:
+            raise ValueError(f"domain must be wide enough for a positive cell area, got {domain!r}")
         self._goal_state = np.concatenate([self.goal, np.zeros(2)])
 
     def _confine(self, states: np.ndarray) -> np.ndarray:

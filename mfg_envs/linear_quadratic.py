@@ -12,6 +12,7 @@ from mfg_envs.core import (
     check_int,
     check_interval,
     check_real,
+    check_time_grid,
 )
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import (
@@ -53,8 +54,7 @@ class LinearQuadraticModel(MeanFieldModel):
         n_bins: int = 40,
         histogram_range: tuple[float, float] = (-3.0, 5.0),
     ) -> None:
-        self.horizon = check_real("horizon", horizon, 0.0, low_open=True)
-        self.n_steps = check_int("n_steps", n_steps)
+        self.horizon, self.n_steps = check_time_grid(horizon, n_steps)
         self.sigma = check_real("sigma", sigma, 0.0)
         self.mean_reversion = check_real("mean_reversion", mean_reversion, 0.0)
         self.cross_cost = check_real("cross_cost", cross_cost)

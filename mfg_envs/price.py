@@ -13,7 +13,16 @@ import math
 
 import numpy as np
 
-from mfg_envs.core import MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
+from mfg_envs.core import (
+    MIN_WIDTH,
+    MeanField,
+    MeanFieldModel,
+    Population,
+    PopulationFlow,
+    check_int,
+    check_real,
+    check_time_grid,
+)
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import (
     AffinePolicy,
@@ -57,8 +66,7 @@ class PriceModel(MeanFieldModel):
         price_max: float = 3.0,
         n_bins: int = 30,
     ) -> None:
-        self.horizon = check_real("horizon", horizon, 0.0, low_open=True)
-        self.n_steps = check_int("n_steps", n_steps)
+        self.horizon, self.n_steps = check_time_grid(horizon, n_steps)
         self.demand_slope = check_real("demand_slope", demand_slope, 0.0, low_open=True)
         # 2 beta > gamma: the game is strictly monotone (a firm's own price weighs more than the market's).
         self.cross_slope = check_real("cross_slope", cross_slope, high=2.0 * self.demand_slope, high_open=True)
@@ -73,7 +81,12 @@ class PriceModel(MeanFieldModel):
         self.init_mean = check_real("init_mean", init_mean)
         self.init_var = check_real("init_var", init_var, 0.0)
         self.price_min = check_real("price_min", price_min)
-        self.price_max = check_real("price_max", price_max, self.price_min, low_open=True)
+        self.price_max = check_real("price_max", price_max)
+        if not self.price_max - self.price_min >= MIN_WIDTH:
+            raise ValueError(
+                f"price_max must exceed price_min by at least {MIN_WIDTH:g}, got price_min={price_min!r}, "
+                f"price_max={price_max!r}"
+            )
         self.n_bins = check_int("n_bins", n_bins)
         self.histogram_bounds = np.array([[self.price_min, self.price_max]])
         low_signal, high_signal = self.signal_mean - self.signal_amplitude, self.signal_mean + self.signal_amplitude
@@ -95,7 +108,8 @@ class PriceModel(MeanFieldModel):
         return rng.standard_normal((n, 1))
 
     def physical_action(self, states: np.ndarray, action: np.ndarray) -> np.ndarray:
-        return self.price_min + 0.5 * (action + 1.0) * (self.price_max - self.price_min)
+        price = self.price_min + 0.5 * (action + 1.0) * (self.price_max - self.price_min)
+        return np.clip(price, self.price_min, self.price_max, out=price)  # rounding must not leave the interval
 
     def normalized_action(self, states: np.ndarray, physical: np.ndarray) -> np.ndarray:
         return 2.0 * (physical - self.price_min) / (self.price_max - self.price_min) - 1.0

@@ -128,7 +128,9 @@ def population_masses(population: Population) -> np.ndarray:
         return population.features.astype(float)
     model = population.model
     values = model.histogram_values(population.states, population.last_actions)
-    return np.zeros(model.n_bins) if values is None else histogram(values, model.histogram_bounds, model.n_bins)
+    if values is None:
+        return np.zeros(model.n_bins ** model.histogram_bounds.shape[0])
+    return histogram(values, model.histogram_bounds, model.n_bins)
 
 
 def generic_scene(population: Population) -> Scene:
@@ -306,6 +308,8 @@ class Renderer:
         """The frame (``rgb_array``), or ``None`` after showing it in the window (``human``)."""
         if self.render_mode is None or (self.render_mode == "human" and not self.window_enabled):
             return None
+        if population.states.shape[0] == 0:
+            raise RuntimeError("call reset() before render(): there is no population yet")
         learner = None
         if learner_index is not None:
             index = slice(learner_index, learner_index + 1)

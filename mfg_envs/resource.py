@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from mfg_envs.core import MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
+from mfg_envs.core import MIN_WIDTH, MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, normal_cdf
 from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, population_masses
@@ -85,7 +85,7 @@ class ResourceModel(MeanFieldModel):
         )
         self.demand_noise = check_real("demand_noise", demand_noise, 0.0)
         self.capacity_min = check_real("capacity_min", capacity_min, 0.0)
-        self.capacity_max = check_real("capacity_max", capacity_max, self.capacity_min, low_open=True)
+        self.capacity_max = check_real("capacity_max", capacity_max, max(self.capacity_min, MIN_WIDTH), low_open=True)
         # kappa >= 0 makes the right side of the fixed point decreasing, hence the equilibrium unique.
         self.congestion = check_real("congestion", congestion, 0.0)
         self.n_bins = check_int("n_bins", n_bins)

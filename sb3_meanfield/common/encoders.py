@@ -4,7 +4,12 @@ A mean field policy ``mu(s, m)`` and critic ``Q(s, a, m)`` see one agent's state
 time ``t/T``) and the population ``m`` (a histogram, its moments or a KDE). The two inputs have
 different structure, so they get separate encoders whose outputs are concatenated:
 
-``phi(s, t, m) = [f_s(s, t), f_m(k m)]``
+``phi(s, t, m) = [f_s(s, t), f_m(k m)]``  (``state_coupling="concat"``, the default)
+
+or, with ``state_coupling="affine"``, the outer product of a context ``c(t, m) = [f_t(t), f_m(k m)]``
+with ``[s, 1]``, ``phi = vec(c(t, m) [s, 1]^T)``: a linear head on these features is affine in the
+agent's own state with coefficients that depend on time and population,
+``mu(s, t, m) = tanh(W(t, m) s + b(t, m))``, the form of the equilibria of linear-quadratic games.
 
 ``f_s`` is an MLP. ``f_m`` is one of
 
@@ -32,6 +37,7 @@ from torch import nn
 from mfg_envs.core import check_int, check_real
 
 POPULATION_ENCODERS = ("mlp", "cnn", "deepsets")
+STATE_COUPLINGS = ("concat", "affine")
 OBSERVATION_KEYS = ("state", "population", "time")
 
 #: Encoder sizes of the actor ``mu(s, m)`` (DESIGN.md 5.1): state 256-128, population 128-64.
@@ -154,6 +160,8 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
     :param histogram_dims: grid dimension ``d`` of the histogram, for the ``"deepsets"`` bin centres.
     :param population_scale: factor applied to ``m`` before ``f_m``; ``None``: ``k`` when the
         population box lies in ``[0, 1]`` (a histogram or KDE on ``k`` bins), else 1 (moments).
+    :param state_coupling: ``"concat"`` (``[f_s(s, t), f_m]``) or ``"affine"`` (``vec(c(t, m) [s, 1]^T)``
+        with ``c = [f_t(t), f_m]``; ``state_arch`` is then the architecture of ``f_t``).
     """
 
     def __init__(
@@ -167,8 +175,11 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         deepsets_phi_arch: Sequence[int] = (64, 64),
         histogram_dims: int = 1,
         population_scale: float | None = None,
+        state_coupling: str = "concat",
     ) -> None:
         state_dim, n_cells = self._check_space(observation_space)
+        if state_coupling not in STATE_COUPLINGS:
+            raise ValueError(f"state_coupling must be one of {STATE_COUPLINGS}, got {state_coupling!r}")
         state_arch = check_arch("state_arch", state_arch)
         population_arch = check_arch("population_arch", population_arch)
         if population_encoder == "mlp":
@@ -184,13 +195,18 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
             population_dim = population_net.output_dim
         else:
             raise ValueError(f"population_encoder must be one of {POPULATION_ENCODERS}, got {population_encoder!r}")
-        super().__init__(observation_space, output_dim(state_dim + 1, state_arch) + population_dim)
+        self.affine = state_coupling == "affine"
+        if self.affine:
+            features_dim = (output_dim(1, state_arch) + population_dim) * (state_dim + 1)
+        else:
+            features_dim = output_dim(state_dim + 1, state_arch) + population_dim
+        super().__init__(observation_space, features_dim)
         if population_scale is None:
             box = observation_space["population"]
             is_histogram = bool((box.low >= 0.0).all() and (box.high <= 1.0).all())
             population_scale = float(n_cells) if is_histogram else 1.0
         self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
-        self.state_encoder = mlp(state_dim + 1, state_arch, activation_fn)
+        self.state_encoder = mlp(1 if self.affine else state_dim + 1, state_arch, activation_fn)
         self.population_encoder = population_net
 
     @staticmethod
@@ -208,9 +224,13 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         return observation_space["state"].shape[0], observation_space["population"].shape[0]
 
     def forward(self, observations: TensorDict) -> th.Tensor:
-        state_time = th.cat([observations["state"], observations["time"]], dim=1)
-        population = observations["population"] * self.population_scale
-        return th.cat([self.state_encoder(state_time), self.population_encoder(population)], dim=1)
+        state, time = observations["state"], observations["time"]
+        population = self.population_encoder(observations["population"] * self.population_scale)
+        if not self.affine:
+            return th.cat([self.state_encoder(th.cat([state, time], dim=1)), population], dim=1)
+        context = th.cat([self.state_encoder(time), population], dim=1)
+        state_one = th.cat([state, th.ones_like(time)], dim=1)
+        return (context.unsqueeze(2) * state_one.unsqueeze(1)).flatten(1)
 
 
 def role_extractor_kwargs(
