@@ -23,7 +23,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
-from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, population_masses
+from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, histogram_scene
 
 
 class LinearQuadraticModel(MeanFieldModel):
@@ -108,13 +108,7 @@ class LinearQuadraticModel(MeanFieldModel):
         marks = (Mark(float(population.states[:, 0].mean()), PARTICLE_MEAN),)
         if equilibrium is not None:
             marks += (Mark(equilibrium.mean_fields[n]["mean"], EXACT, dashed=True),)
-        return HistogramScene(
-            bounds=tuple(self.histogram_bounds[0]),
-            masses=population_masses(population),
-            time=population.time,
-            reference=None if equilibrium is None else equilibrium.histograms[n],
-            marks=marks,
-        )
+        return histogram_scene(population, marks)
 
     # ------------------------------------------------------------------ exact solution
     def frozen_flow_problem(self, means: np.ndarray) -> dict[str, float | np.ndarray]:

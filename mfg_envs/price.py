@@ -31,7 +31,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
-from mfg_envs.rendering import PARTICLE_MEAN, SIGNAL, HistogramScene, Mark, exact_equilibrium, population_masses
+from mfg_envs.rendering import PARTICLE_MEAN, SIGNAL, HistogramScene, Mark, histogram_scene
 
 
 # --------------------------------------------------------------------------- the model
@@ -153,19 +153,12 @@ class PriceModel(MeanFieldModel):
         """Frame: histogram of the prices posted at the last step ``n - 1``, their exact equilibrium law (black
         line), their mean ``pbar`` (blue) and the static price ``d_{n-1} / (2 beta - gamma)`` of the market
         signal (orange, dashed). Before the first step only the signal's price ``d_0 / (2 beta - gamma)`` shows."""
-        equilibrium, n = exact_equilibrium(self), population.step_index
+        n = population.step_index
         static_price = float(self.signal(max(n - 1, 0))) / (2.0 * self.demand_slope - self.cross_slope)
         marks = (Mark(static_price, SIGNAL, dashed=True),)
-        if n == 0:
-            return HistogramScene(tuple(self.histogram_bounds[0]), np.zeros(self.n_bins), population.time, None, marks)
-        marks += (Mark(population.last_mean_field["mean_price"], PARTICLE_MEAN),)
-        return HistogramScene(
-            bounds=tuple(self.histogram_bounds[0]),
-            masses=population_masses(population),
-            time=population.time,
-            reference=None if equilibrium is None else equilibrium.histograms[n],
-            marks=marks,
-        )
+        if n > 0:
+            marks += (Mark(population.last_mean_field["mean_price"], PARTICLE_MEAN),)
+        return histogram_scene(population, marks)
 
     # ------------------------------------------------------------------ exact solver
     def _frozen_flow_problem(self, mean_prices: np.ndarray) -> dict[str, float | np.ndarray]:

@@ -133,6 +133,22 @@ def population_masses(population: Population) -> np.ndarray:
     return histogram(values, model.histogram_bounds, model.n_bins)
 
 
+def histogram_scene(
+    population: Population, marks: tuple[Mark, ...] = (), band: tuple[float, float] | None = None
+) -> HistogramScene:
+    """Bars of a 1-D population histogram with the exact equilibrium law of this step as reference.
+
+    A model that histograms actions has no histogram before the first action: the bars are then empty.
+    """
+    model, n = population.model, population.step_index
+    bounds = tuple(model.histogram_bounds[0])
+    if model.histogram_values(population.states[:1], population.last_actions) is None:
+        return HistogramScene(bounds, np.zeros(model.n_bins), population.time, None, marks, band)
+    equilibrium = exact_equilibrium(model)
+    reference = None if equilibrium is None else equilibrium.histograms[n]
+    return HistogramScene(bounds, population_masses(population), population.time, reference, marks, band)
+
+
 def generic_scene(population: Population) -> Scene:
     """The scene of a model without a ``render_scene`` method: its population histogram, bars or heat map."""
     model = population.model

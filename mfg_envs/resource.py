@@ -18,7 +18,7 @@ import numpy as np
 from mfg_envs.core import MIN_WIDTH, MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, normal_cdf
-from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, population_masses
+from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, histogram_scene
 
 
 def normal_pdf(z: np.ndarray | float) -> np.ndarray:
@@ -150,14 +150,7 @@ class ResourceModel(MeanFieldModel):
         marks = () if equilibrium is None else (Mark(equilibrium.mean_fields[0]["mean_allocation"], EXACT, True),)
         if n > 0:
             marks += (Mark(population.last_mean_field["mean_allocation"], PARTICLE_MEAN),)
-        return HistogramScene(
-            bounds=tuple(self.histogram_bounds[0]),
-            masses=population_masses(population) if n > 0 else np.zeros(self.n_bins),
-            time=population.time,
-            reference=None if equilibrium is None or n == 0 else equilibrium.histograms[n],
-            marks=marks,
-            band=(self.capacity_min, self.capacity_max),
-        )
+        return histogram_scene(population, marks, band=(self.capacity_min, self.capacity_max))
 
     # ------------------------------------------------------------------ exact solver
     def best_response_statistics(self, mean_allocation: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
