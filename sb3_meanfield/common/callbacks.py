@@ -1,0 +1,189 @@
+"""Callbacks for self-consistent training: population updates and convergence monitors.
+
+- :class:`PopulationSyncCallback` (representative-agent mode): every ``sync_freq`` env steps the
+  population of the env follows a frozen copy of the learner's actor (fixed-point iteration) or the
+  average of all copies so far (fictitious play).
+- :class:`MeanFieldMonitor`: the convergence criteria of the design, logged under ``mfg/``.
+
+Both need an off-policy actor-critic model with ``model.actor`` (and ``model.critic`` for the
+monitor), as SB3's DDPG, TD3 and SAC and their mean field versions have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import obs_as_tensor
+
+from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, rollout
+from sb3_meanfield.evaluation import ModelPolicy
+
+SYNC_MODES = ("fixed_point", "fictitious_play")
+
+
+@dataclass(frozen=True)
+class MixturePolicy:
+    """The uniform mixture of ``k`` policies: row ``i`` of a batch follows ``policies[i mod k]``.
+
+    A population of ``N`` particles then holds ``N/k`` followers of each policy (up to rounding):
+    its law is the average ``(1/k) sum_j m^{pi_j}`` of fictitious play rather than the law of an
+    averaged action. Rows keep their policy for a whole episode because batches keep their order.
+    """
+
+    policies: tuple[PopulationPolicy, ...]
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        k = len(self.policies)
+        # a loop over iterates: rows j, j + k, j + 2k, ... in one batched call each
+        chosen = [policy({key: value[j::k] for key, value in obs.items()}) for j, policy in enumerate(self.policies)]
+        actions = np.empty((sum(len(rows) for rows in chosen), chosen[0].shape[1]))
+        for j, rows in enumerate(chosen):
+            actions[j::k] = rows
+        return actions
+
+
+class PopulationSyncCallback(BaseCallback):
+    """Representative-agent training: update the env population from the learner every ``sync_freq`` steps.
+
+    Iteration ``k`` (at training start and then every ``sync_freq`` calls, i.e. env steps of the
+    vectorized env) freezes ``pi_k = mu_theta`` and makes the population follow
+
+    - ``fixed_point``: ``pi_k`` itself, so the learner best-responds to ``m^{pi_k}``: ``pi_{k+1} = BR(m^{pi_k})``;
+    - ``fictitious_play``: the mixture of ``pi_0 .. pi_k`` (:class:`MixturePolicy`), so the learner
+      best-responds to the averaged flow ``(1/(k+1)) sum_j m^{pi_j}``.
+
+    Each frozen copy is a :class:`sb3_meanfield.ModelPolicy` (deterministic actions, no gradient, batched).
+
+    The population policy is pushed with ``env_method("set_population_policy", fn)``, which both
+    :class:`mfg_envs.MeanFieldEnv` and :class:`~sb3_meanfield.common.vec_env.SelfPlayVecEnv` accept.
+    """
+
+    def __init__(self, sync_freq: int = 1000, mode: str = "fixed_point", verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.sync_freq = check_int("sync_freq", sync_freq)
+        if mode not in SYNC_MODES:
+            raise ValueError(f"mode must be one of {SYNC_MODES}, got {mode!r}")
+        self.mode = mode
+        self.iterates: list[ModelPolicy] = []
+        self.n_updates = 0
+
+    def _on_training_start(self) -> None:
+        self.sync()
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.sync_freq == 0:
+            self.sync()
+        return True
+
+    def sync(self) -> None:
+        """Freeze the current actor and make it (or the mixture of all frozen actors) the population policy."""
+        latest = ModelPolicy(self.model, frozen=True)
+        if self.mode == "fixed_point":
+            self.iterates = [latest]
+            population_policy: PopulationPolicy = latest
+        else:
+            self.iterates.append(latest)
+            population_policy = MixturePolicy(tuple(self.iterates))
+        self.training_env.env_method("set_population_policy", population_policy)
+        self.n_updates += 1
+        self.logger.record("mfg/population_updates", self.n_updates)
+        if self.verbose:
+            print(f"step {self.num_timesteps}: population <- {self.mode} iterate {self.n_updates}")
+
+
+def probe_observations(population: Population, n_probe: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n_probe`` observations of particles that all play the neutral policy, each at a random step.
+
+    A fixed probe set makes policy and Q changes comparable between checks.
+    """
+    model = population.model
+    cohort = Population(model, n_probe, population.representation, population.kde_bandwidth)
+    cohort.reset(rng)
+    probe_step = rng.integers(0, model.n_steps, n_probe)
+    probe = {key: np.array(value) for key, value in cohort.observation().items()}
+    neutral = np.zeros((n_probe, model.action_dim))
+    while not cohort.done:  # a loop over time steps
+        cohort.step(neutral, model.noise(n_probe, rng))
+        chosen = probe_step == cohort.step_index
+        for key, value in cohort.observation().items():
+            probe[key][chosen] = value[chosen]
+    return probe
+
+
+class MeanFieldMonitor(BaseCallback):
+    """Convergence monitors of the design (DESIGN.md 6.2), logged every ``check_freq`` env steps under ``mfg/``.
+
+    On a fixed probe set of observations ``s`` and actions ``a`` (:func:`probe_observations`), and
+    with the same seed for every flow (common random numbers), between two checks ``k-1`` and ``k``:
+
+    - ``mfg/policy_change``: ``sqrt(mean_s |mu_k(s) - mu_{k-1}(s)|^2)`` (normalized actions);
+    - ``mfg/q_change``: ``sqrt(mean_{s,a} (Q_k(s, a) - Q_{k-1}(s, a))^2)`` (first critic);
+    - ``mfg/population_change``: ``max_n ||m_n^k - m_n^{k-1}||_1`` between the flows of
+      ``flow_particles`` particles that all play the current deterministic policy (population features:
+      histogram, KDE or moments);
+    - ``mfg/population_return``: the mean return of those particles, the policy's value against its
+      own mean field.
+
+    The first check only sets the reference (and logs the return). ``history`` keeps every check as
+    a dict with ``timesteps``. The Nash gap itself is :class:`sb3_meanfield.NashGapCallback`'s job.
+    """
+
+    def __init__(
+        self, check_freq: int = 1000, n_probe: int = 512, flow_particles: int = 1000, seed: int = 0, verbose: int = 0
+    ) -> None:
+        super().__init__(verbose)
+        self.check_freq = check_int("check_freq", check_freq)
+        self.n_probe = check_int("n_probe", n_probe)
+        self.flow_particles = check_int("flow_particles", flow_particles)
+        self.seed = seed
+        self.history: list[dict[str, float]] = []
+        self._previous: tuple[np.ndarray, np.ndarray, PopulationFlow] | None = None
+        self._last_check = -1
+
+    def _on_training_start(self) -> None:
+        self.population = self.training_env.get_attr("population", indices=[0])[0]
+        rng = np.random.default_rng(self.seed)
+        self.probe = probe_observations(self.population, self.n_probe, rng)
+        self.probe_actions = rng.uniform(-1.0, 1.0, (self.n_probe, self.population.model.action_dim))
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.check_freq == 0:
+            self.check()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last_check != self.n_calls:
+            self.check()
+
+    def check(self) -> dict[str, float]:
+        """Measure, log (and dump) the monitors of the current actor and critic; return them."""
+        self._last_check = self.n_calls
+        policy = ModelPolicy(self.model)
+        actions = policy(self.probe)
+        device = self.model.device
+        with th.no_grad():
+            q_values = self.model.critic(
+                obs_as_tensor(self.probe, device), th.as_tensor(self.probe_actions, dtype=th.float32, device=device)
+            )[0]
+        q_values = q_values.cpu().numpy().ravel()
+        template = self.population
+        cohort = Population(template.model, self.flow_particles, template.representation, template.kde_bandwidth)
+        flow, returns = rollout(cohort, policy, np.random.default_rng(self.seed))
+        values = {"mfg/population_return": float(returns.mean())}
+        if self._previous is not None:
+            previous_actions, previous_q, previous_flow = self._previous
+            values["mfg/policy_change"] = float(np.sqrt(np.mean((actions - previous_actions) ** 2)))
+            values["mfg/q_change"] = float(np.sqrt(np.mean((q_values - previous_q) ** 2)))
+            population_change = np.abs(flow.population - previous_flow.population).sum(axis=1).max()
+            values["mfg/population_change"] = float(population_change)
+        self._previous = (actions, q_values, flow)
+        for key, value in values.items():
+            self.logger.record(key, value)
+        self.logger.dump(self.num_timesteps)
+        self.history.append({"timesteps": self.num_timesteps, **values})
+        if self.verbose:
+            print(f"step {self.num_timesteps}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        return values

@@ -1,0 +1,115 @@
+"""rl_zoo3 hyperparameters for every mfg_envs id, one module per algorithm (``td3``, ``ddpg``, ``sac``).
+
+Each module defines two tables keyed by env id (plus ``default`` for any other id):
+
+- ``hyperparams``: rl_zoo3's format, for the representative agent (one learning particle per env,
+  the population refreshed every ``sync_freq`` steps by
+  :class:`~sb3_meanfield.common.callbacks.PopulationSyncCallback`). rl_zoo3 reads only this table::
+
+      python -m rl_zoo3.train --algo td3 --env MFGCrowd-v0 --gym-packages mfg_envs \\
+          --conf-file sb3_meanfield.hyperparams.td3 --num-threads 1
+
+  (``--algo`` must be one of rl_zoo3's own names; the ``policy`` entry brings our policy class.)
+- ``self_play``: overrides applied by ``python -m sb3_meanfield.train`` in its default self-play
+  mode: ``n_learners`` learning particles of an ``n_particles`` population share one policy, so one
+  env step stores ``n_learners`` transitions (``n_timesteps`` counts transitions).
+
+Every entry also lists the callbacks: the population update (representative mode only), the
+convergence monitors and, for models with an exact best response, the exact Nash gap.
+
+Starting point: the design's values (DESIGN.md 6.3) with gamma = 1 on these finite horizons (the
+exact values are undiscounted). What was changed, measured on the exact Nash gap (TD3, self-play,
+64 learners among 1000 particles, 10,000 env steps = 640,000 transitions, seed 0):
+
+- ``tau = 0.005`` instead of 0.001: with 0.001 the LQ gap was still 0.74 (relative 0.54) at the end
+  of the budget, against 0.05 (relative 0.04) with 0.005: the targets follow too slowly.
+- one learning rate for actor and critic (SB3 has one), decayed linearly from 1e-3 to 1e-4 in
+  self-play (``lin_1e-3_1e-4``; rl_zoo3 only knows ``lin_<start>``, a decay to 0, used in
+  ``hyperparams``). The decay removes the late oscillations of the gap.
+- small networks (actor 32 units per block, critic 64, :data:`POLICY_KWARGS`) instead of the design's
+  256-128: a few inputs need few units, and each env step is a forward pass for every particle.
+- 2 gradient steps per env step, Gaussian noise 0.1 (TD3, DDPG), batch 256, buffer 1e5.
+- crowd models: TD3 and DDPG did not converge on MFGCrowdLQ-v0 (relative gap above 1 after the
+  budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets: the learned population
+  does not even move to the goal). SAC converges there (relative gap 0.010): use ``--algo sac`` for
+  the crowd models; their TD3/DDPG entries keep the common values.
+
+Measured final exact gaps (relative to the neutral policy's) with the shipped self-play values:
+LQ td3 0.052 (0.038), ddpg 0.058 (0.043), sac 0.031 (0.023); CrowdLQ sac 0.063 (0.010); Price td3
+0.031 (0.21), sac 0.031 (0.21), still decreasing (a lower rate, 3e-4 -> 3e-5, was slower); Resource
+td3 0.12 (0.055). MFGCrowd-v0 (no exact gap), sac: mean return -56.5 against -91.9 for the neutral
+policy, but the monitors still move at the end (policy change 0.11): not converged in this budget.
+The representative agent (one learner, population synced every 500 steps) reached only 0.52
+(fixed point) and 0.78 (fictitious play) on LQ with the same number of gradient steps, hence
+self-play by default.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from torch import nn
+
+ENV_IDS = ("MFGCrowd-v0", "MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0", "MFGLinearQuadratic-v0")
+#: Ids whose model has an exact best response: their entries also log the exact Nash gap.
+EXACT_ENV_IDS = ("MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0", "MFGLinearQuadratic-v0")
+
+#: Small networks (see the module docstring). The actor is affine in the agent's own state with coefficients
+#: that depend on time and population (``state_coupling="affine"``, no hidden layer in the head): the form
+#: of the equilibria of the linear-quadratic models, and it removes the jagged state dependence of a ReLU actor.
+POLICY_KWARGS: dict[str, Any] = {
+    "net_arch": {"pi": [], "qf": [64, 64]},
+    "activation_fn": nn.Tanh,
+    "actor_extractor_kwargs": {"state_arch": [32], "population_arch": [32], "state_coupling": "affine"},
+    "critic_extractor_kwargs": {"state_arch": [64], "population_arch": [64]},
+    "action_encoder_arch": [],
+}
+#: For models whose equilibrium is not affine in the state (the resource model's ``a = clip(theta - kappa abar,
+#: 0, c)`` normalized by the capacity; the walled crowd): a concatenating actor with one hidden layer.
+CONCAT_POLICY_KWARGS: dict[str, Any] = {
+    "net_arch": {"pi": [32], "qf": [64, 64]},
+    "actor_extractor_kwargs": {"state_arch": [32], "population_arch": [32]},
+    "critic_extractor_kwargs": {"state_arch": [64], "population_arch": [64]},
+    "action_encoder_arch": [],
+}
+#: Per-id overrides shared by every algorithm.
+PER_ENV: dict[str, dict[str, Any]] = {
+    "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
+    "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
+}
+#: Self-play values shared by every algorithm and id (overrides of the rl_zoo3 entries).
+SELF_PLAY: dict[str, Any] = {
+    "n_particles": 1000,
+    "n_learners": 64,
+    "n_timesteps": 800_000,
+    "learning_starts": 6400,
+    "gradient_steps": 2,
+    "learning_rate": "lin_1e-3_1e-5",
+}
+#: Self-play exploration of the deterministic actors (TD3, DDPG): Gaussian noise decaying from 0.2 to 0.02.
+DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 0.2, "noise_final_std": 0.02}
+
+
+def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> list[dict[str, dict[str, Any]]]:
+    """Population update (dropped in self-play), convergence monitors, exact Nash gap where it exists."""
+    entries = [
+        {"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": sync_freq, "mode": "fixed_point"}},
+        {"sb3_meanfield.common.callbacks.MeanFieldMonitor": {"check_freq": check_freq}},
+    ]
+    if env_id in EXACT_ENV_IDS:
+        entries.append({"sb3_meanfield.NashGapCallback": {"eval_freq": check_freq, "n_particles": 2000}})
+    return entries
+
+
+def table(common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{id: common | PER_ENV[id]}`` with the callbacks, for every id and ``default`` (independent copies)."""
+    return {
+        env_id: {**deepcopy(common), **deepcopy(PER_ENV.get(env_id, {})), "callback": callbacks(env_id)}
+        for env_id in (*ENV_IDS, "default")
+    }
+
+
+def self_play_table(extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``{id: SELF_PLAY | extra}`` for every id and ``default``."""
+    return {env_id: {**deepcopy(SELF_PLAY), **deepcopy(extra or {})} for env_id in (*ENV_IDS, "default")}

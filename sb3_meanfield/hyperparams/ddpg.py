@@ -1,0 +1,11 @@
+"""DDPG hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`.
+
+DDPG takes TD3's values: the same policy class (one critic) and the same budget measured as well on the LQ
+model (final exact gap 0.058 against TD3's 0.052).
+"""
+
+from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table
+from sb3_meanfield.hyperparams.td3 import COMMON
+
+hyperparams = table(COMMON)
+self_play = self_play_table(DECAYING_NOISE)

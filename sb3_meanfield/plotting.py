@@ -1,0 +1,147 @@
+"""Figures of a training run: learning curves, and the learned policy's population against the exact equilibrium.
+
+- :func:`plot_learning_curves`: returns, Nash gap and relative Nash gap (log scale) and the convergence
+  monitors against environment steps, from the logger's metrics table;
+- :func:`write_run_figures`: every figure of a run folder written by ``python -m sb3_meanfield.train``
+  (``scripts/plot_run.py`` is its command line).
+
+The population figures themselves (flows, moments, policies, crowd animation) are in
+:mod:`mfg_envs.plotting`; they take arrays and need no trained agent.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+import mfg_envs  # noqa: F401  (registers the env ids)
+from mfg_envs.core import population_of
+from mfg_envs.plotting import EXACT_STYLE, write_population_figures
+from mfg_envs.rendering import exact_equilibrium
+from sb3_meanfield.evaluation import ModelPolicy
+
+STEPS = "time/total_timesteps"
+RETURN_KEYS = {
+    "rollout/ep_rew_mean": "training episodes (exploration noise on)",
+    "mfg/policy_return": "deterministic policy in its own flow",
+    "mfg/population_return": "population return (monitor)",
+    "mfg/br_return": "exact best response to that flow",
+}
+MONITOR_KEYS = ("mfg/policy_change", "mfg/q_change", "mfg/population_change")
+LEGEND = {
+    **RETURN_KEYS,
+    "mfg/nash_gap": "exact or RL Nash gap",
+    "mfg/relative_nash_gap": "relative Nash gap",
+    "mfg/policy_change": "RMS action change on probe states",
+    "mfg/q_change": "RMS Q-value change on probe pairs",
+    "mfg/population_change": "largest L1 change of the flow",
+}
+
+
+def load_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """The logger's ``metrics.csv`` as columns of floats (empty cells: NaN)."""
+    with Path(path).open() as file:
+        rows = list(csv.DictReader(file))
+    keys = rows[0].keys() if rows else ()
+    return {key: np.array([float(row[key]) if row[key] else np.nan for row in rows]) for key in keys}
+
+
+def _series(metrics: Mapping[str, Sequence[float]], key: str, positive: bool = False) -> tuple[np.ndarray, ...]:
+    """Steps and values of ``key`` where both are logged (and the value is > 0 for log axes)."""
+    if key not in metrics or STEPS not in metrics:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
+    steps, values = np.asarray(metrics[STEPS], dtype=float), np.asarray(metrics[key], dtype=float)
+    keep = np.isfinite(steps) & np.isfinite(values) & ((values > 0) if positive else True)
+    order = np.argsort(steps[keep], kind="stable")
+    return steps[keep][order], values[keep][order], np.flatnonzero(keep)[order]
+
+
+def plot_learning_curves(
+    metrics: Mapping[str, Sequence[float]],
+    path: str | Path,
+    title: str = "learning curves",
+    equilibrium_return: float | None = None,
+) -> Path:
+    """Learning curves from a metrics table (columns keyed like SB3's logger: ``time/total_timesteps``, ...).
+
+    Panels (each only when its columns hold data): returns (with the exact equilibrium return ``-J*``
+    dashed when given); the Nash gap ``mfg/nash_gap`` with its standard error, log scale (a gap <= 0, Monte
+    Carlo noise around a gap below its error, cannot be shown and is left out); the relative Nash gap; the
+    convergence monitors ``mfg/*_change``.
+    """
+    panels = [("return", [key for key in RETURN_KEYS if _series(metrics, key)[0].size], False)]
+    if _series(metrics, "mfg/nash_gap", positive=True)[0].size:
+        panels.append(("Nash gap (return units)", ["mfg/nash_gap"], True))
+    if _series(metrics, "mfg/relative_nash_gap", positive=True)[0].size:
+        panels.append(("relative Nash gap (1 = neutral policy)", ["mfg/relative_nash_gap"], True))
+    monitors = [key for key in MONITOR_KEYS if _series(metrics, key, positive=True)[0].size]
+    if monitors:
+        panels.append(("change between checks", monitors, True))
+    figure = Figure(figsize=(4.6 * len(panels), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, keys, log_scale) in zip(axes, panels):
+        for key in keys:
+            steps, values, rows = _series(metrics, key, positive=log_scale)
+            ax.plot(steps, values, marker=".", label=LEGEND.get(key, key))
+            if key == "mfg/nash_gap" and "mfg/nash_gap_se" in metrics:
+                error = np.asarray(metrics["mfg/nash_gap_se"], dtype=float)[rows]
+                low = np.where(values - error > 0, values - error, values / 10)
+                ax.fill_between(steps, low, values + error, alpha=0.25, label="+- standard error")
+        if name == "return" and equilibrium_return is not None:
+            ax.axhline(equilibrium_return, **EXACT_STYLE, label="exact equilibrium return -J*")
+        ax.set(xlabel="environment steps", title=name, yscale="log" if log_scale else "linear")
+        ax.xaxis.set_major_formatter(EngFormatter())  # 20k, 1M: step counts stay readable
+        ax.grid(alpha=0.3, which="both")
+        if ax.lines:
+            ax.legend(fontsize="small")
+    figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def load_agent(run_dir: str | Path, config: Mapping[str, Any]) -> Any:
+    """The trained SB3 model of a run folder (``model.zip``, algorithm class from ``config["algo_class"]``)."""
+    module, _, name = config["algo_class"].rpartition(".")
+    algorithm = getattr(importlib.import_module(module), name)
+    return algorithm.load(Path(run_dir) / "model.zip", device="cpu")
+
+
+def write_run_figures(run_dir: str | Path, n_particles: int = 1000, seed: int = 0, animate: bool = True) -> list[Path]:
+    """Write every figure of a training run into ``<run_dir>/figures/`` and return their paths.
+
+    Reads ``config.yaml`` (``env``, ``env_kwargs``, ``algo``, ``algo_class``, ``mode``), ``metrics.csv`` and
+    ``model.zip``, as ``python -m sb3_meanfield.train`` writes them. Writes ``learning_curves.png`` and, for the
+    learned deterministic policy played by ``n_particles`` particles (seed ``seed``), the figures of
+    :func:`mfg_envs.plotting.write_population_figures`: ``population_flow.png`` (1-D models) or
+    ``crowd_snapshots.png`` and ``crowd.gif`` (crowds; ``animate=False`` skips the GIF), ``moment_flows.png``
+    and ``policy.png``, each against the exact equilibrium when the model has one.
+    """
+    run_dir = Path(run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    env_id, algo = config["env"], config["algo"]
+    env = gym.make(env_id, **{**(config.get("env_kwargs") or {}), "n_particles": n_particles})
+    population = population_of(env)
+    equilibrium = exact_equilibrium(population.model)
+    out_dir = run_dir / "figures"
+    paths = [
+        plot_learning_curves(
+            load_metrics(run_dir / "metrics.csv"),
+            out_dir / "learning_curves.png",
+            f"{algo} on {env_id} ({config.get('mode', 'self-play')})",
+            None if equilibrium is None else equilibrium.expected_return,
+        )
+    ]
+    policy = ModelPolicy(load_agent(run_dir, config))
+    paths += write_population_figures(env_id, population, policy, out_dir, seed, f"learned {algo}", animate)
+    return paths

@@ -1,0 +1,162 @@
+"""The ``python -m sb3_meanfield.train`` command line and the rl_zoo3 command with our config."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from stable_baselines3.common.utils import LinearSchedule
+from torch import nn
+
+from sb3_meanfield.td3 import MFTD3
+from sb3_meanfield.train import (
+    UsageError,
+    accepted_keywords,
+    key_value,
+    parse_args,
+    parse_value,
+    resolve_config,
+    schedule,
+)
+
+LQ = "MFGLinearQuadratic-v0"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(*argv: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *argv], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+# --------------------------------------------------------------------------- usage errors, in subprocesses
+BAD_COMMANDS = {
+    "unknown env id": (["--env", "Nope-v0"], "unknown env id 'Nope-v0'"),
+    "unknown algo": (["--algo", "ppo"], "argument --algo: invalid choice: 'ppo'"),
+    "hyperparams without colon": (["--hyperparams", "learning_rate"], "expected key:value"),
+    "malformed hyperparams value": (["--hyperparams", "batch_size:[1,"], "malformed value"),
+    "unknown hyperparameter": (["--hyperparams", "learning_rat:0.1"], "unknown hyperparameter(s) ['learning_rat']"),
+    "unwritable log folder": (["-f", "{file}/runs"], "cannot write to log folder"),
+    "zero steps": (["-n", "0"], "expected an integer >= 1"),
+    "more learners than particles": (["--n-particles", "4", "--n-learners", "8"], "n_learners must be in [1,"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory):
+    """All bad commands at once (each pays the torch import): ``{case: (returncode, stderr)}``."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "a_file").write_text("not a folder")
+    processes = {
+        case: run("-m", "sb3_meanfield.train", *[arg.format(file=folder / "a_file") for arg in argv], cwd=folder)
+        for case, (argv, _) in BAD_COMMANDS.items()
+    }
+    results = {case: (process.wait(timeout=120), process.stderr.read()) for case, process in processes.items()}
+    assert not any((folder / name).exists() for name in ("runs", "a_file/runs"))
+    return results
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMMANDS))
+def test_bad_arguments_give_one_line_and_exit_code_2(bad_runs, case):
+    returncode, stderr = bad_runs[case]
+    assert returncode == 2
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), stderr
+    assert stderr.startswith("python -m sb3_meanfield.train: error: ")
+    assert BAD_COMMANDS[case][1] in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
+def test_tensorboard_flag_without_tensorboard_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--tensorboard"])
+    assert exit_info.value.code == 2
+    assert "pip install 'mfg-envs[tensorboard]'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the rl_zoo3 command
+def test_rl_zoo3_trains_with_our_config_policy_and_callbacks(tmp_path):
+    argv = ["-m", "rl_zoo3.train", "--algo", "td3", "--env", LQ, "--gym-packages", "mfg_envs"]
+    argv += ["--conf-file", "sb3_meanfield.hyperparams.td3", "--num-threads", "1", "-n", "200", "--seed", "0"]
+    argv += ["-f", str(tmp_path), "--hyperparams", "learning_starts:100", "batch_size:32"]
+    process = run(*argv, cwd=tmp_path)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "population_updates" in stdout and "population_return" in stdout  # our callbacks logged
+    run_dir = tmp_path / "td3" / f"{LQ}_1"
+    model = MFTD3.load(run_dir / f"{LQ}.zip")
+    assert type(model.policy).__name__ == "MeanFieldTD3Policy" and model.num_timesteps == 200
+    saved = dict(yaml.unsafe_load((run_dir / LQ / "config.yml").read_text()))
+    assert saved["policy"] == "sb3_meanfield.td3.policies.MeanFieldTD3Policy" and saved["gamma"] == 1.0
+
+
+# --------------------------------------------------------------------------- parsing and configuration
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3e-4", 3e-4),
+        ("[64, 64]", [64, 64]),
+        ("dict(net_arch=dict(pi=[32], qf=[64, 64]))", {"net_arch": {"pi": [32], "qf": [64, 64]}}),
+        ("{'a': (1, 2)}", {"a": (1, 2)}),
+        ("dict(activation_fn=nn.Tanh)", {"activation_fn": nn.Tanh}),
+        ("lin_1e-3", "lin_1e-3"),
+        ("'normal'", "normal"),
+        ("True", True),
+    ],
+)
+def test_parse_value_reads_literals_without_eval(text, value):
+    assert parse_value(text) == value
+
+
+@pytest.mark.parametrize("text", ["[1,", "__import__('os').getcwd()", "dict(**x)", "nn.Tanh(", "a b"])
+def test_parse_value_rejects_code_and_malformed_text(text):
+    with pytest.raises(ValueError, match="malformed value"):
+        parse_value(text)
+
+
+def test_key_value_splits_at_the_first_colon():
+    assert key_value("callback:{'a.B': {'x': 1}}") == ("callback", {"a.B": {"x": 1}})
+
+
+def test_schedules():
+    assert schedule(1e-3) == 1e-3
+    decay = schedule("lin_1e-3_1e-4")
+    assert isinstance(decay, LinearSchedule) and decay(1.0) == 1e-3 and decay(0.0) == pytest.approx(1e-4)
+    assert schedule("lin_2e-3")(0.5) == pytest.approx(1e-3)  # rl_zoo3's lin_: linear to 0
+    with pytest.raises(UsageError, match="learning_rate must be"):
+        schedule("exp_1e-3")
+
+
+def test_accepted_keywords_follow_the_algorithm_signature():
+    keywords = accepted_keywords(MFTD3)
+    assert {"learning_rate", "policy_delay", "target_policy_noise", "policy_kwargs"} <= keywords
+    assert not {"self", "policy", "env"} & keywords
+
+
+def test_config_precedence_flags_over_hyperparams_over_self_play_over_the_table(tmp_path):
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "hyperparams = {'default': {'n_timesteps': 10, 'batch_size': 64, 'tau': 0.01, 'gamma': 1.0,"
+        " 'callback': 'sb3_meanfield.common.callbacks.PopulationSyncCallback'}}\n"
+        "self_play = {'default': {'batch_size': 128, 'n_particles': 500, 'n_learners': 50}}\n"
+    )
+    base = ["--conf-file", str(conf), "--hyperparams", "tau:0.5"]
+    self_play = resolve_config(parse_args([*base, "--n-learners", "20"]))
+    assert self_play["algo_kwargs"] == {"batch_size": 128, "tau": 0.5, "gamma": 1.0}
+    assert (self_play["n_particles"], self_play["n_learners"], self_play["n_timesteps"]) == (500, 20, 10)
+    assert self_play["callback"] == []  # self-play needs no population update
+    representative = resolve_config(parse_args([*base, "--mode", "representative", "--sync-freq", "7", "-n", "99"]))
+    assert representative["algo_kwargs"] == {"batch_size": 64, "tau": 0.5, "gamma": 1.0}
+    assert representative["n_timesteps"] == 99 and representative["n_particles"] == 1000
+    assert representative["callback"] == [{"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": 7}}]
+
+
+def test_yaml_configs_are_read_like_rl_zoo3(tmp_path):
+    conf = tmp_path / "conf.yml"
+    conf.write_text(yaml.safe_dump({LQ: {"n_timesteps": 5, "policy": "MultiInputPolicy", "batch_size": 32}}))
+    config = resolve_config(parse_args(["--conf-file", str(conf), "--mode", "representative"]))
+    assert (config["policy"], config["n_timesteps"]) == ("MultiInputPolicy", 5)
+    assert config["algo_kwargs"] == {"batch_size": 32}

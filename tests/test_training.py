@@ -1,0 +1,293 @@
+"""Self-consistent training: the self-play VecEnv, population updates, convergence monitors, learn() for every
+algorithm x env id x mode (tiny budgets)."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+import yaml
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
+from torch import nn
+
+import mfg_envs
+from mfg_envs.core import ConstantPolicy, Population, rollout
+from sb3_meanfield import ModelPolicy
+from sb3_meanfield.common.callbacks import MeanFieldMonitor, MixturePolicy, PopulationSyncCallback, probe_observations
+from sb3_meanfield.common.vec_env import SelfPlayVecEnv
+from sb3_meanfield.ddpg import MFDDPG
+from sb3_meanfield.sac import MFSAC
+from sb3_meanfield.td3 import MFTD3
+from sb3_meanfield.train import build, parse_args, resolve_config, train
+
+th.set_num_threads(1)
+
+LQ = "MFGLinearQuadratic-v0"
+ALGORITHMS = {"ddpg": MFDDPG, "td3": MFTD3, "sac": MFSAC}
+SMALL_POLICY = {
+    "net_arch": {"pi": [8], "qf": [8]},
+    "actor_extractor_kwargs": {"state_arch": [8], "population_arch": [8]},
+    "critic_extractor_kwargs": {"state_arch": [8], "population_arch": [8]},
+}
+
+
+def small_model(env, algo=MFTD3, **kwargs):
+    model = algo(
+        "MeanFieldPolicy", env, policy_kwargs=SMALL_POLICY, learning_starts=10, batch_size=16, seed=0, **kwargs
+    )
+    model.set_logger(Logger(None, []))  # callbacks initialised by hand need one before learn()
+    return model
+
+
+def last_linear(module: nn.Module) -> nn.Linear:
+    return [layer for layer in module.modules() if isinstance(layer, nn.Linear)][-1]
+
+
+def make_constant(linear: nn.Linear, value: float) -> None:
+    """Make ``linear`` output ``value`` whatever its input."""
+    with th.no_grad():
+        linear.weight.zero_()
+        linear.bias.fill_(value)
+
+
+# --------------------------------------------------------------------------- SelfPlayVecEnv
+@pytest.mark.parametrize("env_id", mfg_envs.ENV_IDS)
+@pytest.mark.parametrize("population_action", [None, 0.3])
+def test_self_play_env_is_the_batched_env_with_the_population_policy(env_id, population_action):
+    """Learners' actions plus the population policy's, fed to the batched env by hand, give the same trajectory."""
+    n_particles, n_learners = 6, 4
+    env = SelfPlayVecEnv(env_id, n_particles, n_learners)
+    action_dim = env.action_space.shape[0]
+    if population_action is not None:
+        env.set_population_policy(ConstantPolicy(np.full(action_dim, population_action)))
+    reference = gym.make_vec(env_id, num_envs=n_particles, autoreset_mode="same_step")
+    env.seed(3)
+    obs = env.reset()
+    expected_obs, _ = reference.reset(seed=3)
+    rng = np.random.default_rng(0)
+    others = np.full((n_particles - n_learners, action_dim), population_action or 0.0)
+    for step in range(reference.model.n_steps):
+        for key, value in obs.items():
+            assert value.flags.writeable
+            np.testing.assert_array_equal(value, expected_obs[key][:n_learners])
+        actions = rng.uniform(-1, 1, (n_learners, action_dim))
+        obs, rewards, dones, infos = env.step(actions)
+        expected_obs, expected_rewards, terminated, _, info = reference.step(np.concatenate([actions, others]))
+        np.testing.assert_allclose(rewards, expected_rewards[:n_learners], rtol=1e-6)
+        last = step == reference.model.n_steps - 1
+        assert dones.tolist() == [last] * n_learners == terminated[:n_learners].tolist()
+    for i, info_i in enumerate(infos):
+        for key, value in info_i["terminal_observation"].items():
+            np.testing.assert_array_equal(value, info["final_obs"][key][i])
+        assert info_i["terminal_observation"]["time"][0] == 1.0
+    assert obs["time"][0, 0] == 0.0  # the step that ends the episode returns the next episode's first observation
+
+
+def test_self_play_env_forwards_the_population_api():
+    env = SelfPlayVecEnv(LQ, n_particles=5, n_learners=3)
+    populations = env.get_attr("population")
+    assert len(populations) == 3 and populations[0] is env.batched_env.population
+    assert env.env_method("set_population_policy", None, indices=[0]) == [None]
+    assert env.env_is_wrapped(gym.Wrapper) == [False] * 3
+    env.seed(7)
+    first = env.reset()
+    env.seed(7)
+    np.testing.assert_array_equal(env.reset()["state"], first["state"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_particles": 4, "n_learners": 5}, "n_learners must be in"),
+        ({"n_particles": 4, "n_learners": 0}, "n_learners"),
+        ({"n_particles": 0}, "n_particles"),
+        ({"n_particles": 4, "sigma": -1.0}, "sigma"),
+    ],
+)
+def test_self_play_env_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SelfPlayVecEnv(LQ, **kwargs)
+
+
+def test_self_play_env_rejects_bad_actions_and_policies():
+    env = SelfPlayVecEnv(LQ, n_particles=4, n_learners=2)
+    env.reset()
+    with pytest.raises(ValueError, match="actions must have shape"):
+        env.step(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="policy must be a callable"):
+        env.set_population_policy(0.5)
+    env.set_population_policy(lambda obs: np.zeros((1, 1)))  # wrong number of rows for the 2 other particles
+    with pytest.raises(ValueError, match="population policy output"):
+        env.step(np.zeros((2, 1)))
+
+
+# --------------------------------------------------------------------------- population updates
+def test_mixture_policy_assigns_rows_round_robin():
+    policies = tuple(ConstantPolicy(np.array([value])) for value in (-0.5, 0.5, 0.1))
+    obs = {"state": np.zeros((7, 1)), "time": np.zeros((7, 1))}
+    np.testing.assert_array_equal(MixturePolicy(policies)(obs)[:, 0], [-0.5, 0.5, 0.1, -0.5, 0.5, 0.1, -0.5])
+    two_rows = {key: value[:2] for key, value in obs.items()}
+    np.testing.assert_array_equal(MixturePolicy(policies)(two_rows)[:, 0], [-0.5, 0.5])
+
+
+def test_fixed_point_sync_pushes_a_frozen_copy_of_the_actor():
+    env = make_vec_env(LQ, n_envs=1, env_kwargs={"n_particles": 50})
+    model = small_model(env)
+    callback = PopulationSyncCallback(sync_freq=5)
+    model.learn(30, callback=callback)
+    assert callback.n_updates == 1 + 30 // 5
+    callback.sync()
+    game = env.envs[0].unwrapped
+    synced = game.record_population_flow(seed=1)
+    expected, _ = rollout(Population(game.model, 50), ModelPolicy(model), np.random.default_rng(1))
+    np.testing.assert_array_equal(synced.population, expected.population)
+    make_constant(last_linear(model.actor), 0.7)  # training goes on: the population must not follow
+    np.testing.assert_array_equal(game.record_population_flow(seed=1).population, synced.population)
+    moved, _ = rollout(Population(game.model, 50), ModelPolicy(model), np.random.default_rng(1))
+    assert not np.array_equal(moved.population, synced.population)
+
+
+class PolicyRecorder:
+    """Stands in for the training env: keeps what the callback pushes."""
+
+    def env_method(self, name, policy):
+        assert name == "set_population_policy"
+        self.policy = policy
+
+
+def test_fictitious_play_population_is_the_mixture_of_all_iterates(monkeypatch):
+    env = make_vec_env(LQ, n_envs=1, env_kwargs={"n_particles": 20})
+    model = small_model(env)
+    callback = PopulationSyncCallback(sync_freq=1000, mode="fictitious_play")
+    callback.init_callback(model)
+    recorder = PolicyRecorder()
+    monkeypatch.setattr(model, "get_env", lambda: recorder)
+    obs = env.reset()
+    iterate_actions = []
+    for bias in (-0.4, 0.2, 0.9):
+        make_constant(last_linear(model.actor), bias)
+        iterate_actions.append(np.tanh(bias))
+        callback.sync()
+    actions = recorder.policy(obs)[:, 0]
+    for j, expected in enumerate(iterate_actions):
+        np.testing.assert_allclose(actions[j::3], expected, rtol=1e-6)
+    assert len(callback.iterates) == 3
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"sync_freq": 0}, "sync_freq"), ({"mode": "average"}, "mode")])
+def test_sync_callback_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PopulationSyncCallback(**kwargs)
+
+
+# --------------------------------------------------------------------------- convergence monitors
+def test_probe_set_is_reproducible_and_spans_the_episode():
+    population = gym.make(LQ).unwrapped.population
+    first = probe_observations(population, 300, np.random.default_rng(0))
+    second = probe_observations(population, 300, np.random.default_rng(0))
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+    times = np.unique(first["time"])
+    assert first["state"].shape == (300, 1) and times.min() == 0.0 and times.max() < 1.0 and times.size > 20
+    np.testing.assert_allclose(first["population"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_monitor_measures_policy_q_and_population_changes():
+    env = make_vec_env(LQ, n_envs=1, env_kwargs={"n_particles": 50})
+    model = small_model(env)
+    monitor = MeanFieldMonitor(check_freq=1000, n_probe=64, flow_particles=200)
+    monitor.init_callback(model)
+    monitor.on_training_start({}, {})
+    actor_out, critic_out = last_linear(model.actor), last_linear(model.critic.q_networks[0])
+    make_constant(actor_out, 0.1)
+    make_constant(critic_out, -2.0)
+    first = monitor.check()
+    assert set(first) == {"mfg/population_return"}
+    unchanged = monitor.check()
+    assert unchanged["mfg/policy_change"] == unchanged["mfg/q_change"] == unchanged["mfg/population_change"] == 0
+    make_constant(actor_out, 0.5)
+    make_constant(critic_out, -1.25)
+    changed = monitor.check()
+    assert changed["mfg/policy_change"] == pytest.approx(np.tanh(0.5) - np.tanh(0.1), rel=1e-5)
+    assert changed["mfg/q_change"] == pytest.approx(0.75, rel=1e-5)
+    assert 0 < changed["mfg/population_change"] <= 2.0  # L1 distance of two probability vectors
+    assert [row["timesteps"] for row in monitor.history] == [0, 0, 0]
+
+
+# --------------------------------------------------------------------------- learn() through the launcher
+def tiny_argv(tmp_path, algo, env_id, mode, *extra):
+    n_steps = {"self-play": 8 * 30, "representative": 60}[mode]
+    argv = ["--algo", algo, "--env", env_id, "--mode", mode, "-n", str(n_steps), "-f", str(tmp_path)]
+    argv += ["--n-particles", "32", "--n-learners", "8", "--eval-particles", "300", "--no-progress", *extra]
+    return [*argv, "--hyperparams", "learning_starts:16", "batch_size:16", f"policy_kwargs:{SMALL_POLICY!r}"]
+
+
+@pytest.mark.parametrize("mode", ["self-play", "representative"])
+@pytest.mark.parametrize("env_id", mfg_envs.ENV_IDS)
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_learn_for_every_algorithm_env_and_mode(tmp_path, algo, env_id, mode):
+    """The shipped config of every (algorithm, env id) builds and trains in both modes."""
+    config = resolve_config(parse_args(tiny_argv(tmp_path, algo, env_id, mode)))
+    env, model, callbacks = build(config)
+    assert isinstance(model, ALGORITHMS[algo]) and env.num_envs == (8 if mode == "self-play" else 1)
+    initial = [parameter.clone() for parameter in model.actor.parameters()]
+    model.learn(config["n_timesteps"], callback=callbacks)
+    assert model.num_timesteps == config["n_timesteps"]
+    assert model.replay_buffer.size() * env.num_envs == config["n_timesteps"]
+    assert any(not th.equal(before, after) for before, after in zip(initial, model.actor.parameters()))
+    if mode == "representative":
+        assert any(isinstance(callback, PopulationSyncCallback) for callback in callbacks)
+
+
+def test_self_play_population_plays_the_live_shared_policy(tmp_path):
+    """With 8 learners among 32 particles, learners acting deterministically reproduce everyone playing the policy."""
+    config = resolve_config(parse_args(tiny_argv(tmp_path, "td3", LQ, "self-play")))
+    env, model, _ = build(config)
+    make_constant(last_linear(model.actor), 0.3)  # the population must see later changes of the live policy
+    env.seed(5)
+    obs = env.reset()
+    populations = []
+    for _ in range(game_steps(LQ)):
+        populations.append(obs["population"][0])
+        obs, _, _, infos = env.step(model.predict(obs, deterministic=True)[0])
+    populations.append(infos[0]["terminal_observation"]["population"])
+    reference = Population(env.get_attr("population")[0].model, 32)
+    flow, _ = rollout(reference, ModelPolicy(model), np.random.default_rng(5))
+    np.testing.assert_array_equal(np.stack(populations), flow.population)
+    learners = np.stack([info["terminal_observation"]["state"] for info in infos])
+    np.testing.assert_allclose(learners, reference.states[:8], rtol=1e-5)
+
+
+def test_launcher_writes_metrics_monitors_and_plot(tmp_path, capsys):
+    extra = ("--sync-freq", "20", "--sync-mode", "fictitious_play")
+    run_dir = train(parse_args(tiny_argv(tmp_path, "td3", LQ, "representative", *extra)))
+    assert run_dir.name.startswith(f"{LQ}_td3_0_")
+    assert {"model.zip", "config.yaml", "metrics.csv", "metrics.json", "figures"} <= {
+        path.name for path in run_dir.iterdir()
+    }
+    figures = {path.name for path in (run_dir / "figures").iterdir()}
+    assert {"learning_curves.png", "policy.png", "moment_flows.png"} <= figures
+    assert MFTD3.load(run_dir / "model.zip").num_timesteps == 60
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    sync = [entry for entry in config["callback"] if "PopulationSyncCallback" in next(iter(entry))]
+    assert list(sync[0].values()) == [{"sync_freq": 20, "mode": "fictitious_play"}]
+    result = json.loads((run_dir / "metrics.json").read_text())["evaluation"]
+    assert result["gap"] >= -4 * result["standard_error"]  # a best response cannot lose to the policy
+    assert f"exact Nash gap {result['gap']:.4g}" in capsys.readouterr().out
+
+
+def test_launcher_logs_the_monitors_over_time(tmp_path):
+    callback = "callback:[{'sb3_meanfield.common.callbacks.MeanFieldMonitor': {'check_freq': 10, 'n_probe': 32}}]"
+    run_dir = train(parse_args(tiny_argv(tmp_path, "td3", LQ, "self-play", "--hyperparams", callback)))
+    rows = json.loads((run_dir / "metrics.json").read_text())["progress"]
+    checks = [row for row in rows if row.get("mfg/policy_change") is not None]
+    assert [row["time/total_timesteps"] for row in checks] == [160, 240]  # the first check is the reference
+    assert all(row["mfg/q_change"] >= 0 and 0 <= row["mfg/population_change"] <= 2 for row in checks)
+    episodes = [row for row in rows if row.get("rollout/ep_rew_mean") is not None]
+    assert len(episodes) == 240 // (8 * game_steps(LQ))  # one row per episode of the 8 learners
+
+
+def game_steps(env_id: str) -> int:
+    return gym.make(env_id).unwrapped.model.n_steps
