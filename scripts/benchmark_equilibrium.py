@@ -31,8 +31,18 @@ def run_one(algo: str, env_id: str, seed: int, log_folder: Path) -> dict:
     """Train one agent in a subprocess; return its evaluation from the run folder."""
     folder = log_folder / f"{env_id}_{algo}_{seed}"
     command = [
-        sys.executable, "-m", "sb3_meanfield.train", "--algo", algo, "--env", env_id, "--seed", str(seed),
-        "-f", str(folder), "--no-progress",
+        sys.executable,
+        "-m",
+        "sb3_meanfield.train",
+        "--algo",
+        algo,
+        "--env",
+        env_id,
+        "--seed",
+        str(seed),
+        "-f",
+        str(folder),
+        "--no-progress",
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
@@ -42,8 +52,13 @@ def run_one(algo: str, env_id: str, seed: int, log_folder: Path) -> dict:
     config = (run_dir / "config.yaml").read_text()
     steps = next(int(line.split(":")[1]) for line in config.splitlines() if line.startswith("n_timesteps:"))
     return {
-        "algo": algo, "env": env_id, "seed": seed, "run_dir": str(run_dir), "steps": steps,
-        "seconds": metrics["train_seconds"], **metrics["evaluation"],
+        "algo": algo,
+        "env": env_id,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "steps": steps,
+        "seconds": metrics["train_seconds"],
+        **metrics["evaluation"],
     }
 
 
@@ -60,8 +75,11 @@ def summarize(results: list[dict]) -> str:
             f"| {r['env']} | {r['algo']} | {r['seed']} | {r['relative_gap']:.4f} | "
             f"{r['gap']:.3g} +- {r['standard_error']:.1g} | {r['seconds']:.0f} | {r['steps']} |"
         )
-    lines += ["", "| env id | algo | median relative gap | worst relative gap | target (every run / median) | met |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| env id | algo | median relative gap | worst relative gap | target (every run / median) | met |",
+        "|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[float]] = {}
     for r in results:
         if "error" not in r:

@@ -18,30 +18,33 @@ Every entry also lists the callbacks: the population update (representative mode
 convergence monitors and, for models with an exact best response, the exact Nash gap.
 
 Starting point: the design's values (DESIGN.md 6.3) with gamma = 1 on these finite horizons (the
-exact values are undiscounted). What was changed, measured on the exact Nash gap (TD3, self-play,
-64 learners among 1000 particles, 10,000 env steps = 640,000 transitions, seed 0):
+exact values are undiscounted). What was changed, and why (exact Nash gap of the final policy, TD3,
+self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
+``scripts/benchmark_equilibrium.py``):
 
 - ``tau = 0.005`` instead of 0.001: with 0.001 the LQ gap was still 0.74 (relative 0.54) at the end
   of the budget, against 0.05 (relative 0.04) with 0.005: the targets follow too slowly.
-- one learning rate for actor and critic (SB3 has one), decayed linearly from 1e-3 to 1e-4 in
-  self-play (``lin_1e-3_1e-4``; rl_zoo3 only knows ``lin_<start>``, a decay to 0, used in
+- one learning rate for actor and critic (SB3 has one), decayed linearly from 1e-3 to 1e-5 in
+  self-play (``lin_1e-3_1e-5``; rl_zoo3 only knows ``lin_<start>``, a decay to 0, used in
   ``hyperparams``). The decay removes the late oscillations of the gap.
-- small networks (actor 32 units per block, critic 64, :data:`POLICY_KWARGS`) instead of the design's
-  256-128: a few inputs need few units, and each env step is a forward pass for every particle.
-- 2 gradient steps per env step, Gaussian noise 0.1 (TD3, DDPG), batch 256, buffer 1e5.
+- small networks (actor 32 units per block, critic 64) instead of the design's 256-128: a few inputs
+  need few units, and each env step is a forward pass for every particle.
+- the actor: with a concatenating ReLU actor the LQ gap stalled at relative 0.04-0.08, most of it from
+  the jagged dependence on the own state; tanh heads gave 0.013-0.05 over 3 seeds, and an actor affine in
+  the own state with (time, population)-dependent coefficients (:data:`POLICY_KWARGS`) 0.013-0.017
+  (TD3), 0.003 (DDPG) and 0.006 (SAC) on one seed each. That form is exact for the LQ, crowd-LQ and price
+  equilibria; the resource equilibrium divides by the capacity, where it did worse (0.13 against 0.055
+  with the concatenating actor), so the resource model and the walled crowd keep
+  :data:`CONCAT_POLICY_KWARGS`.
+- 2 gradient steps per env step, batch 256, buffer 1e5, 800,000 transitions (12,500 env steps of 64
+  learners); TD3 and DDPG explore with Gaussian noise decaying from 0.2 to 0.02 over the run.
 - crowd models: TD3 and DDPG did not converge on MFGCrowdLQ-v0 (relative gap above 1 after the
-  budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets: the learned population
-  does not even move to the goal). SAC converges there (relative gap 0.010): use ``--algo sac`` for
-  the crowd models; their TD3/DDPG entries keep the common values.
-
-Measured final exact gaps (relative to the neutral policy's) with the shipped self-play values:
-LQ td3 0.052 (0.038), ddpg 0.058 (0.043), sac 0.031 (0.023); CrowdLQ sac 0.063 (0.010); Price td3
-0.031 (0.21), sac 0.031 (0.21), still decreasing (a lower rate, 3e-4 -> 3e-5, was slower); Resource
-td3 0.12 (0.055). MFGCrowd-v0 (no exact gap), sac: mean return -56.5 against -91.9 for the neutral
-policy, but the monitors still move at the end (policy change 0.11): not converged in this budget.
-The representative agent (one learner, population synced every 500 steps) reached only 0.52
-(fixed point) and 0.78 (fictitious play) on LQ with the same number of gradient steps, hence
-self-play by default.
+  budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets, and with the affine actor:
+  the learned population does not even move to the goal). SAC converges there (relative gap 0.010
+  with the concatenating actor, 0.012 with the affine one): use ``--algo sac`` for the crowd models.
+- the representative agent (one learner, population synced every 500 steps) reached only relative
+  0.38 (fixed point) and 0.58 (fictitious play) on LQ with the same number of gradient steps as
+  self-play's 0.04 (concatenating ReLU actor, one seed), hence self-play by default.
 """
 
 from __future__ import annotations
