@@ -36,7 +36,9 @@ class ModelPolicy:
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         self.policy.set_training_mode(False)
         device = self.policy.device
-        tensors = {key: th.as_tensor(np.array(value, dtype=np.float32), device=device) for key, value in obs.items()}
+        # th.tensor copies into torch's aligned memory: the actions do not depend on where numpy put obs (see
+        # MeanFieldNetworksMixin.obs_to_tensor)
+        tensors = {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in obs.items()}
         with th.no_grad():
             actions = self.policy._predict(tensors, deterministic=True)
         return actions.cpu().numpy().astype(np.float64)

@@ -17,7 +17,11 @@ overrides, then ``--hyperparams``. Each run writes ``<LOGDIR>/<env>_<algo>_<seed
 ``model.zip``, ``config.yaml`` (resolved), ``metrics.csv``/``metrics.json`` and ``figures/`` (learning curves,
 population flow, learned vs exact policy and moments, a crowd animation),
 and ends by printing the exact Nash gap (models with an exact best response) or the mean return.
-Usage errors print one line and exit with code 2.
+
+Every ``--checkpoint-freq`` env steps (default 1000; 0: never) and at the end of training the run writes
+``checkpoint/`` (:mod:`sb3_meanfield.common.checkpoint`); ``--resume RUN_DIR`` continues an interrupted run
+from it with the settings of ``RUN_DIR/config.yaml`` and ends exactly where the uninterrupted run ends.
+Usage errors (and a missing or corrupt checkpoint) print one line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 import mfg_envs
 from mfg_envs.core import MeanFieldModel, Population, rollout
 from sb3_meanfield.common.callbacks import SYNC_MODES, PopulationSyncCallback
+from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, CheckpointError, TrainingCheckpoint, load_checkpoint
 from sb3_meanfield.common.noise import make_action_noise
 from sb3_meanfield.common.vec_env import SelfPlayVecEnv
 from sb3_meanfield.evaluation import ModelPolicy, nash_gap
@@ -61,6 +66,8 @@ LAUNCHER_KEYS = ("n_timesteps", "n_envs", "env_kwargs", "noise_type", "noise_std
 #: Self-play keys (population size and learning particles), also settable with flags.
 SELF_PLAY_KEYS = ("n_particles", "n_learners")
 _BARE_WORD = re.compile(r"^[\w.+-]+$")
+#: Flags that may accompany ``--resume`` (they change no result); every other setting comes from config.yaml.
+RESUME_FLAGS = ("resume", "no_progress", "no_figures")
 
 
 class UsageError(ValueError):
@@ -343,10 +350,31 @@ def make_run_dir(log_folder: str, config: dict[str, Any]) -> Path:
 
 
 class StepCSVOutputFormat(CSVOutputFormat):
-    """SB3's CSV writer that also fills ``time/total_timesteps`` with the dump's step (callbacks dump without it)."""
+    """SB3's CSV writer that also fills ``time/total_timesteps`` with the dump's step (callbacks dump without it).
+
+    ``keep_until``: a resumed run keeps the file's rows up to that step (the interrupted run may have logged past
+    its checkpoint) and appends after them.
+    """
+
+    def __init__(self, filename: str, keep_until: int | None = None) -> None:
+        kept = [] if keep_until is None else rows_until(Path(filename), keep_until)
+        super().__init__(filename)
+        if kept:
+            self.keys = kept[0].rstrip("\n").split(self.separator)
+            self.file.writelines(kept)
+            self.file.flush()
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         super().write({**key_values, "time/total_timesteps": step}, key_excluded, step)
+
+
+def rows_until(path: Path, step: int) -> list[str]:
+    """Header and rows of a metrics CSV whose ``time/total_timesteps`` is at most ``step``."""
+    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+    if not lines:
+        return []
+    column = lines[0].rstrip("\n").split(",").index("time/total_timesteps")
+    return lines[:1] + [line for line in lines[1:] if float(line.rstrip("\n").split(",")[column]) <= step]
 
 
 def plain(value: Any) -> Any:
@@ -402,21 +430,49 @@ def format_evaluation(result: dict[str, float]) -> str:
 
 def train(args: argparse.Namespace) -> Path:
     """Run one training from parsed arguments; return the run folder. Bad settings raise :class:`UsageError`."""
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        config, args = resumed_run(run_dir, args)
     if args.num_threads > 0:
         th.set_num_threads(args.num_threads)
-    config = resolve_config(args)
-    env, model, callbacks = build(config)
-    run_dir = make_run_dir(args.log_folder, config)
-    writers: list[KVWriter] = [StepCSVOutputFormat(str(run_dir / "metrics.csv"))]
+    restored = None
+    if args.resume is None:
+        config = resolve_config(args)
+        env, model, callbacks = build(config)
+        run_dir = make_run_dir(args.log_folder, config)
+    else:
+        try:
+            restored = load_checkpoint(run_dir)
+        except CheckpointError as error:
+            raise UsageError(str(error)) from None
+        model, callbacks = restored["model"], restored["callbacks"]
+        env = model.get_env()
+    keep_until = None if restored is None else model.num_timesteps
+    writers: list[KVWriter] = [StepCSVOutputFormat(str(run_dir / "metrics.csv"), keep_until)]
     if args.tensorboard:
         writers.append(TensorBoardOutputFormat(str(run_dir / "tensorboard")))
     model.set_logger(Logger(str(run_dir), writers))
-    with (run_dir / "config.yaml").open("w") as file:
-        versions = {"mfg_envs": mfg_envs.__version__, "stable_baselines3": sb3_version, "torch": th.__version__}
-        resolved = {**config, "n_envs": env.num_envs, "arguments": vars(args), "versions": versions}
-        yaml.safe_dump(plain(resolved), file, sort_keys=False)
+    if restored is None:
+        with (run_dir / "config.yaml").open("w") as file:
+            versions = {"mfg_envs": mfg_envs.__version__, "stable_baselines3": sb3_version, "torch": th.__version__}
+            resolved = {**config, "n_envs": env.num_envs, "arguments": vars(args), "versions": versions}
+            yaml.safe_dump(plain(resolved), file, sort_keys=False)
+    else:  # values recorded before the checkpoint and not yet dumped
+        for key, values in restored["logger"].items():
+            getattr(model.logger, key).update(values)
+    if args.checkpoint_freq > 0:
+        callbacks = [
+            *callbacks,
+            TrainingCheckpoint(run_dir / CHECKPOINT_DIR, callbacks, args.checkpoint_freq, restored),
+        ]
     started = time.perf_counter()
-    model.learn(config["n_timesteps"], callback=callbacks, log_interval=env.num_envs, progress_bar=not args.no_progress)
+    model.learn(
+        config["n_timesteps"] - model.num_timesteps,
+        callback=callbacks,
+        log_interval=env.num_envs,
+        progress_bar=not args.no_progress,
+        reset_num_timesteps=restored is None,
+    )
     seconds = time.perf_counter() - started
     model.save(run_dir / "model.zip")
     model.logger.close()
@@ -433,6 +489,17 @@ def train(args: argparse.Namespace) -> Path:
     print(format_evaluation(result))
     print(f"run folder: {run_dir}" + (f" (figures in {run_dir / 'figures'})" if figures else ""))
     return run_dir
+
+
+def resumed_run(run_dir: Path, args: argparse.Namespace) -> tuple[dict[str, Any], argparse.Namespace]:
+    """The resolved config of ``run_dir`` and its arguments, with the display flags of ``args``."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        saved = {**vars(build_parser().parse_args([])), **config["arguments"]}
+    except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
+        raise UsageError(f"cannot resume {str(run_dir)!r}: no readable config.yaml ({error})") from None
+    saved.update({name: getattr(args, name) for name in RESUME_FLAGS})
+    return config, argparse.Namespace(**saved)
 
 
 def log_population_histogram(run_dir: Path, model: BaseAlgorithm, population: Population, seed: int) -> None:
@@ -475,12 +542,26 @@ def build_parser() -> OneLineErrorParser:
     parser.add_argument("--tensorboard", action="store_true", help="also log to <run>/tensorboard (needs tensorboard)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-figures", action="store_true", help="do not write the run's figures")
+    checkpoint_help = "env steps between checkpoints, also written at the end (default 1000; 0: none)"
+    parser.add_argument("--checkpoint-freq", type=int, default=1000, help=checkpoint_help)
+    resume_help = "continue RUN_DIR from its checkpoint with its config.yaml (only --no-progress/--no-figures allowed)"
+    parser.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.checkpoint_freq < 0:
+        parser.error(f"argument --checkpoint-freq: expected an integer >= 0, got {args.checkpoint_freq}")
+    if args.resume is not None:
+        defaults = vars(parser.parse_args([]))
+        conflicting = [
+            name for name, value in vars(args).items() if name not in RESUME_FLAGS and value != defaults[name]
+        ]
+        if conflicting:
+            flags = ", ".join("--" + name.replace("_", "-") for name in conflicting)
+            parser.error(f"--resume takes its settings from RUN_DIR/config.yaml; drop {flags}")
     if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
         parser.error("--tensorboard needs the tensorboard package: pip install 'mfg-envs[tensorboard]'")
     return args

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import obs_as_tensor
 
 from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, rollout
 from sb3_meanfield.evaluation import ModelPolicy
@@ -71,7 +70,8 @@ class PopulationSyncCallback(BaseCallback):
         self.n_updates = 0
 
     def _on_training_start(self) -> None:
-        self.sync()
+        if self.n_updates == 0:  # a resumed run's env already follows the restored iterates
+            self.sync()
 
     def _on_step(self) -> bool:
         if self.n_calls % self.sync_freq == 0:
@@ -166,7 +166,8 @@ class MeanFieldMonitor(BaseCallback):
         device = self.model.device
         with th.no_grad():
             q_values = self.model.critic(
-                obs_as_tensor(self.probe, device), th.as_tensor(self.probe_actions, dtype=th.float32, device=device)
+                {key: th.tensor(value, device=device) for key, value in self.probe.items()},  # aligned, as ModelPolicy
+                th.tensor(self.probe_actions, dtype=th.float32, device=device),
             )[0]
         q_values = q_values.cpu().numpy().ravel()
         template = self.population

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel
@@ -183,6 +184,18 @@ class MeanFieldNetworksMixin:
             features_extractor = self.make_extractor("critic")
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         return MeanFieldCritic(**critic_kwargs, action_encoder_arch=self.action_encoder_arch).to(self.device)
+
+    def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[PyTorchObs, bool]:
+        """SB3's conversion, copied into torch's own (64-byte aligned) memory.
+
+        CPU matrix products round differently with the input's alignment, and SB3's tensors share numpy's memory
+        (16-byte aligned, wherever the heap puts it): actions would depend on the heap layout, and a resumed run
+        (:mod:`sb3_meanfield.common.checkpoint`) would drift from the uninterrupted one by float rounding.
+        """
+        tensors, vectorized = super().obs_to_tensor(observation)  # type: ignore[misc]
+        if isinstance(tensors, dict):
+            return {key: value.clone() for key, value in tensors.items()}, vectorized
+        return tensors.clone(), vectorized
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
