@@ -307,6 +307,13 @@ class Population:
         self.hist = np.zeros(0)
         self.features = np.zeros(self.n_features, dtype=np.float32)
 
+    def freeze(self, flow: PopulationFlow | None) -> None:
+        """Play against ``flow`` instead of the particles' own measure from the next reset (``None``: unfreeze)."""
+        expected = (self.model.n_steps + 1, self.n_features)
+        if flow is not None and (flow.population.shape != expected or len(flow.mean_fields) != expected[0]):
+            raise ValueError(f"flow must hold {expected[0]} steps of {expected[1]} population features")
+        self.flow = flow
+
     @property
     def n_features(self) -> int:
         n_dims = self.model.histogram_bounds.shape[0]

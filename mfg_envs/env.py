@@ -123,10 +123,7 @@ class MeanFieldEnv(gym.Env):
 
     def set_population_flow(self, flow: PopulationFlow | None) -> None:
         """Freeze the population to ``flow`` (takes effect at the next ``reset``); ``None`` unfreezes."""
-        expected = (self.model.n_steps + 1, self.population.n_features)
-        if flow is not None and (flow.population.shape != expected or len(flow.mean_fields) != expected[0]):
-            raise ValueError(f"flow must hold {expected[0]} steps of {expected[1]} population features")
-        self.population.flow = flow
+        self.population.freeze(flow)
         self._needs_reset = True
 
     # ------------------------------------------------------------------ Gymnasium API

@@ -15,7 +15,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mfg_envs.core import MeanFieldModel, check_actions
+from mfg_envs.core import MeanFieldModel, Population, PopulationFlow, check_actions
 from mfg_envs.env import make_population, observation_space
 from mfg_envs.rendering import Renderer
 
@@ -50,13 +50,30 @@ class MeanFieldVectorEnv(gym.vector.VectorEnv):
     ) -> None:
         if "n_particles" in kwargs and kwargs["n_particles"] != num_envs:
             raise ValueError("n_particles must equal num_envs in the batched env (every particle is an agent)")
+        kwargs["n_particles"] = num_envs
+        self._attach(make_population(model_class, env_id, kwargs), autoreset_mode, render_mode)
+
+    @classmethod
+    def from_population(
+        cls, population: Population, num_envs: int, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP
+    ) -> MeanFieldVectorEnv:
+        """A batched env of ``num_envs`` agents over ``population``'s model and representation (a fresh core)."""
+        env = cls.__new__(cls)
+        core = Population(population.model, num_envs, population.representation, population.kde_bandwidth)
+        env._attach(core, autoreset_mode, None)
+        return env
+
+    def set_population_flow(self, flow: PopulationFlow | None) -> None:
+        """Freeze the mean field to ``flow`` (from the next reset): every agent then plays against it."""
+        self.population.freeze(flow)
+
+    def _attach(self, population: Population, autoreset_mode: str | AutoresetMode, render_mode: str | None) -> None:
         modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
         mode = modes.get(autoreset_mode, autoreset_mode)
         if mode not in modes.values():
             raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}")
         self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
-        kwargs["n_particles"] = num_envs
-        self.population = make_population(model_class, env_id, kwargs)
+        self.population = population
         self.model = self.population.model
         self.num_envs = self.population.n_particles
         self.render_mode = render_mode

@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from mfg_envs import env_like
 from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, PopulationPolicy, population_of, rollout
 from mfg_envs.equilibrium import NashGap, exact_nash_gap
+from sb3_meanfield.common.vec_env import SelfPlayVecEnv
 
 
 class ModelPolicy:
@@ -66,17 +67,24 @@ def rl_best_response(
     model: BaseAlgorithm,
     env: Any,
     flow: PopulationFlow,
-    total_timesteps: int = 20_000,
+    total_timesteps: int = 320_000,
     seed: int = 0,
+    n_learners: int = 64,
     **algo_kwargs: Any,
 ) -> BaseAlgorithm:
     """Train a fresh agent of ``model``'s algorithm and policy class against the frozen ``flow``.
 
-    The env is a copy of ``env``'s model with the population frozen to ``flow``: the learner plays
-    alone against the recorded mean field, which is exactly the best-response problem.
+    ``n_learners`` agents of ``env``'s model share the learner's policy and all play against the
+    recorded mean field (:meth:`SelfPlayVecEnv.against_flow`), which is exactly the best-response
+    problem; ``total_timesteps`` counts their transitions. ``n_learners=1`` trains a single agent.
     """
-    best_env = env_like(population_of(env), n_particles=1)
-    best_env.set_population_flow(flow)
+    population = population_of(env)
+    if n_learners == 1:
+        best_env: Any = env_like(population, n_particles=1)
+        best_env.set_population_flow(flow)
+    else:
+        best_env = SelfPlayVecEnv.against_flow(population, flow, n_learners)
+        best_env.seed(seed)
     kwargs = {"policy_kwargs": model.policy_kwargs, "gamma": 1.0, "seed": seed, "verbose": 0, **algo_kwargs}
     learner = type(model)(model.policy_class, best_env, **kwargs)
     return learner.learn(total_timesteps)
@@ -89,7 +97,7 @@ def nash_gap(
     n_particles: int = 10_000,
     seed: int = 0,
     relative: bool = True,
-    rl_timesteps: int = 20_000,
+    rl_timesteps: int = 320_000,
     rl_kwargs: dict[str, Any] | None = None,
     rl_template: BaseAlgorithm | None = None,
 ) -> NashGap:
@@ -100,8 +108,9 @@ def nash_gap(
       ``NotImplementedError``.
     - ``method="rl"``: a fresh agent of ``rl_template``'s algorithm, policy class and policy
       keywords (default: ``policy`` itself when it is an SB3 model) trained for ``rl_timesteps``
-      steps against the frozen flow (with ``rl_kwargs`` for the algorithm), then both evaluated on
-      fresh noise with common random numbers. A lower bound of the gap.
+      transitions of 64 agents against the frozen flow (:func:`rl_best_response`; ``rl_kwargs`` go to
+      the algorithm, e.g. ``n_learners``), then both evaluated on fresh noise with common random
+      numbers. A lower bound of the gap: the learned best response can only fall short of the best one.
 
     ``relative=True`` divides by the gap of the neutral policy (normalized action 0), computed with
     the same method.
@@ -161,7 +170,7 @@ class NashGapCallback(BaseCallback):
         method: str = "exact",
         n_particles: int = 10_000,
         seed: int = 0,
-        rl_timesteps: int = 20_000,
+        rl_timesteps: int = 320_000,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)

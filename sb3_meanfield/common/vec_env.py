@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from mfg_envs import ConstantPolicy, MeanFieldVectorEnv
-from mfg_envs.core import PopulationPolicy, check_actions, check_int
+from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_actions, check_int
 
 
 def learner_rows(obs: dict[str, np.ndarray], n_learners: int) -> dict[str, np.ndarray]:
@@ -55,9 +55,24 @@ class SelfPlayVecEnv(VecEnv):
         batched = gym.make_vec(env_id, num_envs=n_particles, autoreset_mode="same_step", **env_kwargs)
         if not isinstance(batched, MeanFieldVectorEnv):
             raise ValueError(f"env_id must be an mfg_envs id with a batched front end, got {env_id!r}")
+        self._attach(batched, env_id, n_learners)
+
+    @classmethod
+    def against_flow(cls, population: Population, flow: PopulationFlow, n_learners: int) -> SelfPlayVecEnv:
+        """``n_learners`` learning agents of ``population``'s model playing against the frozen ``flow``.
+
+        The best-response problem with one shared policy: ``n_learners`` transitions per env step.
+        """
+        batched = MeanFieldVectorEnv.from_population(population, check_int("n_learners", n_learners), "same_step")
+        batched.set_population_flow(flow)
+        venv = cls.__new__(cls)
+        venv._attach(batched, "frozen flow", n_learners)
+        return venv
+
+    def _attach(self, batched: MeanFieldVectorEnv, env_id: str, n_learners: int) -> None:
         self.batched_env = batched
         self.env_id = env_id
-        self.n_particles, self.n_learners = n_particles, n_learners
+        self.n_particles, self.n_learners = batched.num_envs, n_learners
         self._neutral_policy = ConstantPolicy(np.zeros(batched.model.action_dim))
         self._population_policy: PopulationPolicy = self._neutral_policy
         self._obs: dict[str, np.ndarray] = {}
