@@ -12,6 +12,7 @@ import mfg_envs  # noqa: F401
 from mfg_envs.core import ConstantPolicy
 from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
+from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
 from sb3_meanfield.hyperparams import POLICY_KWARGS
 
 th.set_num_threads(1)
@@ -65,14 +66,16 @@ def test_rl_best_response_recovers_most_of_the_exact_gap(env):
     perturbed = AffinePolicy(model, equilibrium.policy.gains, equilibrium.policy.offsets + 0.5)
     exact = exact_nash_gap(env, perturbed, 10_000, 0, relative=False)
     template = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS)
+    budget = 800_000  # the shipped self-play budget: 64 agents x 12,500 env steps
+    noise = DecayingGaussianActionNoise(np.zeros(1), sigma=0.2, final_sigma=0.02, decay_steps=budget // 64)
     rl_kwargs = {
         "learning_rate": LinearSchedule(1e-3, 1e-5, 1.0),
         "learning_starts": 6400,
         "gradient_steps": 2,
-        "action_noise": NormalActionNoise(np.zeros(1), np.full(1, 0.1)),
+        "action_noise": VectorizedDecayingGaussianActionNoise(noise, 64),
     }
     rl = nash_gap(
-        perturbed, env, "rl", 10_000, 0, False, rl_timesteps=400_000, rl_kwargs=rl_kwargs, rl_template=template
+        perturbed, env, "rl", 10_000, 0, False, rl_timesteps=budget, rl_kwargs=rl_kwargs, rl_template=template
     )
     assert rl.gap >= 0.8 * exact.gap
     assert rl.gap <= exact.gap + 4 * (rl.standard_error + exact.standard_error)

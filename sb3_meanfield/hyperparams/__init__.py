@@ -76,6 +76,19 @@ CONCAT_POLICY_KWARGS: dict[str, Any] = {
     "critic_extractor_kwargs": {"state_arch": [64], "population_arch": [64]},
     "action_encoder_arch": [],
 }
+#: rl_zoo3 entries shared by every algorithm (each module adds its policy class and exploration).
+ZOO_COMMON: dict[str, Any] = {
+    "policy_kwargs": POLICY_KWARGS,
+    "n_timesteps": 50_000,
+    "learning_rate": "lin_1e-3",
+    "buffer_size": 100_000,
+    "batch_size": 256,
+    "tau": 0.005,
+    "gamma": 1.0,
+    "learning_starts": 1000,
+    "train_freq": 1,
+    "gradient_steps": 1,
+}
 #: Per-id overrides shared by every algorithm.
 PER_ENV: dict[str, dict[str, Any]] = {
     "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
