@@ -291,3 +291,18 @@ def test_launcher_logs_the_monitors_over_time(tmp_path):
 
 def game_steps(env_id: str) -> int:
     return gym.make(env_id).unwrapped.model.n_steps
+
+
+def test_tensorboard_gets_scalars_and_a_population_histogram(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = train(parse_args([*tiny_argv(tmp_path, "td3", LQ, "self-play"), "--tensorboard", "--no-figures"]))
+    tags = {"scalars": set(), "histograms": set()}
+    for events in (run_dir / "tensorboard").iterdir():
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for kind in tags:
+            tags[kind] |= set(accumulator.Tags()[kind])
+    assert "rollout/ep_rew_mean" in tags["scalars"]
+    assert "mfg/population" in tags["histograms"]
