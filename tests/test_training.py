@@ -304,5 +304,5 @@ def test_tensorboard_gets_scalars_and_a_population_histogram(tmp_path):
         accumulator.Reload()
         for kind in tags:
             tags[kind] |= set(accumulator.Tags()[kind])
-    assert "rollout/ep_rew_mean" in tags["scalars"]
+    assert "train/critic_loss" in tags["scalars"]
     assert "mfg/population" in tags["histograms"]
