@@ -60,10 +60,14 @@ def test_rl_gap_is_a_lower_bound_of_the_exact_gap(env):
 
 @pytest.mark.slow
 def test_rl_best_response_recovers_most_of_the_exact_gap(env):
-    """64 agents of the shipped MF-TD3 learn the best response to a perturbed equilibrium's flow."""
+    """64 agents of the shipped MF-TD3 learn the best response to the flow of a perturbed equilibrium policy.
+
+    The gain is halved (exact gap 0.41): the RL best response is accurate to a few hundredths here, so a
+    perturbation whose gap is of that order (bias +0.5: 0.06) cannot be resolved by it.
+    """
     model = env.unwrapped.model
     equilibrium = solve_equilibrium(env)
-    perturbed = AffinePolicy(model, equilibrium.policy.gains, equilibrium.policy.offsets + 0.5)
+    perturbed = AffinePolicy(model, 0.5 * equilibrium.policy.gains, equilibrium.policy.offsets)
     exact = exact_nash_gap(env, perturbed, 10_000, 0, relative=False)
     template = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS)
     budget = 800_000  # the shipped self-play budget: 64 agents x 12,500 env steps
