@@ -27,6 +27,7 @@ from mfg_envs.core import (
     PopulationPolicy,
     gaussian_smoothing,
     histogram,
+    histogram_moments,
     population_of,
     rollout,
 )
@@ -171,6 +172,25 @@ class Equilibrium:
         """The equilibrium flow in the ``histogram`` representation (for ``set_population_flow``)."""
         return PopulationFlow(self.histograms.astype(np.float32), self.mean_fields)
 
+    def flow_for(self, env: Any) -> PopulationFlow:
+        """The equilibrium flow in ``env``'s population representation (histogram, KDE or moments).
+
+        Moments are those of the exact law binned on the env's grid (:func:`histogram_moments`).
+        """
+        population = population_of(env)
+        model = population.model
+        n_dims = model.histogram_bounds.shape[0]
+        if population.representation == "kde":
+            features = np.stack(
+                [gaussian_smoothing(h, n_dims, model.n_bins, population.kde_bandwidth) for h in self.histograms]
+            )
+        elif population.representation == "moments":
+            means, variances = histogram_moments(self.histograms, model.histogram_bounds, model.n_bins)
+            features = np.concatenate([means, np.sqrt(variances)], axis=1)
+        else:
+            features = self.histograms
+        return PopulationFlow(features.astype(np.float32), self.mean_fields)
+
 
 @dataclass(frozen=True)
 class BestResponse:
@@ -194,30 +214,6 @@ class NashGap:
 def solve_equilibrium(env: Any) -> Equilibrium:
     """The exact equilibrium of ``env`` (a ``gym.make`` env, wrappers included, or a front end)."""
     return population_of(env).model.solve_equilibrium()
-
-
-def flow_in_representation(equilibrium: Equilibrium, population: Population) -> PopulationFlow:
-    """The equilibrium flow with its population entry in ``population``'s representation."""
-    model = population.model
-    n_dims = model.histogram_bounds.shape[0]
-    if population.representation == "histogram":
-        features = equilibrium.histograms
-    elif population.representation == "kde":
-        features = np.stack(
-            [gaussian_smoothing(h, n_dims, model.n_bins, population.kde_bandwidth) for h in equilibrium.histograms]
-        )
-    else:  # moments of the binned exact law, per axis
-        edges = [np.linspace(lo, hi, model.n_bins + 1) for lo, hi in model.histogram_bounds]
-        centers = [0.5 * (e[1:] + e[:-1]) for e in edges]
-        grids = np.meshgrid(*centers, indexing="ij")
-        rows = []
-        for h in equilibrium.histograms:
-            w = h.reshape((model.n_bins,) * n_dims)
-            means = [float((w * g).sum()) for g in grids]
-            stds = [float(np.sqrt(max((w * (g - m) ** 2).sum(), 0.0))) for g, m in zip(grids, means)]
-            rows.append(np.array(means + stds))
-        features = np.stack(rows)
-    return PopulationFlow(features.astype(np.float32), equilibrium.mean_fields)
 
 
 def _crn_gap_replicate(template: Population, policy: PopulationPolicy, n_particles: int, seed: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
-from mfg_envs.core import Population, PopulationPolicy, rollout
+from mfg_envs.core import Population, PopulationPolicy, histogram_moments, rollout
 from mfg_envs.rendering import exact_equilibrium
 
 #: Axis labels of each env: (state coordinates, action coordinates, histogrammed quantity).
@@ -74,25 +74,6 @@ def record_population(population: Population, policy: PopulationPolicy, seed: in
     states.append(population.states.copy())
     histograms.append(population.hist.copy())
     return PopulationRecord(np.stack(states), np.stack(histograms), np.stack(features), np.stack(actions), returns)
-
-
-def histogram_moments(histograms: np.ndarray, bounds: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis mean and variance ``(T, d)`` of histograms ``(T, n_bins**d)`` on the grid ``bounds`` (``(d, 2)``).
-
-    ``mean = sum_k m_k c_k``, ``var = sum_k m_k (c_k - mean)^2`` with ``c_k`` the cell centres: the same
-    functional for particles and for an exact law, so the binning (edge cells hold the tails) cancels.
-    """
-    n_dims = bounds.shape[0]
-    grids = np.reshape(histograms, (len(histograms), *(n_bins,) * n_dims))
-    means, variances = [], []
-    for axis, (low, high) in enumerate(bounds):
-        centres = low + (np.arange(n_bins) + 0.5) * (high - low) / n_bins
-        marginal = grids.sum(axis=tuple(a + 1 for a in range(n_dims) if a != axis))
-        mass = marginal.sum(axis=1)
-        mean = marginal @ centres / mass
-        means.append(mean)
-        variances.append((marginal * (centres[None, :] - mean[:, None]) ** 2).sum(axis=1) / mass)
-    return np.stack(means, axis=1), np.stack(variances, axis=1)
 
 
 def _save(figure: Figure, path: str | Path) -> Path:

@@ -205,3 +205,16 @@ def test_bad_parameters_name_themselves(keyword, value):
         kwargs["cross_cost"] = 1.0  # running_cost must be >= cross_cost^2 for a convex cost
     with pytest.raises(ValueError, match=keyword):
         gym.make("MFGLinearQuadratic-v0", **kwargs)
+
+
+@pytest.mark.parametrize("representation", ["histogram", "kde", "moments"])
+def test_equilibrium_flow_in_every_representation_freezes_the_env(representation):
+    env = gym.make("MFGLinearQuadratic-v0", population_representation=representation)
+    equilibrium = solve_equilibrium(env)
+    flow = equilibrium.flow_for(env)
+    env.unwrapped.set_population_flow(flow)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["population"], flow.population[0])
+    if representation == "moments":  # the binned exact law's mean is the exact mean up to the bin width
+        exact_means = [mf["mean"] for mf in equilibrium.mean_fields]
+        np.testing.assert_allclose(flow.population[:, 0], exact_means, atol=0.2 / 2)

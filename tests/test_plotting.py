@@ -8,11 +8,10 @@ import pytest
 from PIL import Image
 
 import mfg_envs
-from mfg_envs.core import ConstantPolicy, Population, rollout
+from mfg_envs.core import ConstantPolicy, Population, histogram_moments, rollout
 from mfg_envs.equilibrium import solve_equilibrium
 from mfg_envs.plotting import (
     animate_crowd,
-    histogram_moments,
     plot_crowd_snapshots,
     plot_moment_flows,
     plot_policy_slices,
