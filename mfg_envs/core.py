@@ -318,6 +318,7 @@ class Population:
         self.representation = representation
         self.kde_bandwidth = check_real("kde_bandwidth", kde_bandwidth, 0.0, low_open=True)
         self.flow: PopulationFlow | None = None
+        self.set_policy(None)
         self.step_index = 0
         self.states = np.zeros((0, model.state_dim))
         self.last_actions: np.ndarray | None = None
@@ -325,6 +326,18 @@ class Population:
         self.terminal_mean_field: MeanField = {}
         self.hist = np.zeros(0)
         self.features = np.zeros(self.n_features, dtype=np.float32)
+
+    def set_policy(self, policy: PopulationPolicy | None) -> None:
+        """The population policy of the particles no front end drives (``None``: neutral, normalized action 0)."""
+        if policy is not None and not callable(policy):
+            raise ValueError(f"policy must be a callable obs -> actions or None, got {type(policy).__name__}")
+        self.policy = policy or ConstantPolicy(np.zeros(self.model.action_dim))
+
+    def policy_actions(self, indices: slice) -> np.ndarray:
+        """The population policy's normalized actions for the selected particles, in one batched call."""
+        obs = self.observation(indices)
+        shape = (obs["state"].shape[0], self.model.action_dim)
+        return check_actions(self.policy(obs), shape, "population policy output")
 
     def freeze(self, flow: PopulationFlow | None) -> None:
         """Play against ``flow`` instead of the particles' own measure from the next reset (``None``: unfreeze)."""

@@ -9,7 +9,6 @@ import numpy as np
 from gymnasium import spaces
 
 from mfg_envs.core import (
-    ConstantPolicy,
     MeanFieldModel,
     Population,
     PopulationFlow,
@@ -105,21 +104,17 @@ class MeanFieldEnv(gym.Env):
             self.model, self.population.n_features, self.population.representation
         )
         self.action_space = spaces.Box(-1.0, 1.0, (self.model.action_dim,), np.float32)
-        self.neutral_policy = ConstantPolicy(np.zeros(self.model.action_dim))
-        self._population_policy: PopulationPolicy = self.neutral_policy
 
     # ------------------------------------------------------------------ population API
     def set_population_policy(self, policy: PopulationPolicy | None) -> None:
         """Make particles ``1..N-1`` follow ``policy`` (``None``: the neutral policy)."""
-        if policy is not None and not callable(policy):
-            raise ValueError(f"policy must be a callable obs -> actions or None, got {type(policy).__name__}")
-        self._population_policy = policy or self.neutral_policy
+        self.population.set_policy(policy)
 
     def record_population_flow(self, policy: PopulationPolicy | None = None, seed: int | None = None) -> PopulationFlow:
         """Simulate all ``n_particles`` under ``policy`` (default: the current population policy) for one episode."""
         pop = self.population
         recorder = Population(self.model, pop.n_particles, pop.representation, pop.kde_bandwidth)
-        return rollout(recorder, policy or self._population_policy, np.random.default_rng(seed))[0]
+        return rollout(recorder, policy or self.population.policy, np.random.default_rng(seed))[0]
 
     def set_population_flow(self, flow: PopulationFlow | None) -> None:
         """Freeze the population to ``flow`` (takes effect at the next ``reset``); ``None`` unfreezes."""
@@ -143,12 +138,7 @@ class MeanFieldEnv(gym.Env):
         actions = check_actions(action, self.action_space.shape)[None, :]
         n_alive = pop.states.shape[0]
         if n_alive > 1:
-            others = check_actions(
-                self._population_policy(pop.observation(slice(1, None))),
-                (n_alive - 1, model.action_dim),
-                "population policy output",
-            )
-            actions = np.concatenate([actions, others])
+            actions = np.concatenate([actions, pop.policy_actions(slice(1, None))])
         rewards = pop.step(actions, model.noise(n_alive, self.np_random))
         if self.render_mode == "human":
             self.render()

@@ -182,10 +182,6 @@ class NashGapCallback(BaseCallback):
         self.eval_seed, self.rl_timesteps = seed, rl_timesteps
         self.history: list[tuple[int, NashGap]] = []
 
-    @property
-    def last_gap(self) -> NashGap | None:
-        return self.history[-1][1] if self.history else None
-
     def _on_step(self) -> bool:
         if self.n_calls % self.eval_freq == 0:
             self.evaluate()

@@ -16,7 +16,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mfg_envs import ConstantPolicy, MeanFieldVectorEnv
+from mfg_envs import MeanFieldVectorEnv
 from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_actions, check_int
 
 
@@ -73,8 +73,6 @@ class SelfPlayVecEnv(VecEnv):
         self.batched_env = batched
         self.env_id = env_id
         self.n_particles, self.n_learners = batched.num_envs, n_learners
-        self._neutral_policy = ConstantPolicy(np.zeros(batched.model.action_dim))
-        self._population_policy: PopulationPolicy = self._neutral_policy
         self._obs: dict[str, np.ndarray] = {}
         self._actions = np.zeros((n_learners, batched.model.action_dim))
         super().__init__(n_learners, batched.single_observation_space, batched.single_action_space)
@@ -82,9 +80,7 @@ class SelfPlayVecEnv(VecEnv):
     # ------------------------------------------------------------------ population API
     def set_population_policy(self, policy: PopulationPolicy | None) -> None:
         """Make the non-learning particles follow ``policy`` (batched obs -> normalized actions; ``None``: neutral)."""
-        if policy is not None and not callable(policy):
-            raise ValueError(f"policy must be a callable obs -> actions or None, got {type(policy).__name__}")
-        self._population_policy = policy or self._neutral_policy
+        self.batched_env.population.set_policy(policy)
 
     # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> VecEnvObs:
@@ -100,10 +96,7 @@ class SelfPlayVecEnv(VecEnv):
         n = self.n_learners
         actions = self._actions
         if n < self.n_particles:
-            others = {key: value[n:] for key, value in self._obs.items()}
-            shape = (self.n_particles - n, actions.shape[1])
-            population_actions = check_actions(self._population_policy(others), shape, "population policy output")
-            actions = np.concatenate([actions, population_actions])
+            actions = np.concatenate([actions, self.batched_env.population.policy_actions(slice(n, None))])
         self._obs, rewards, terminated, truncated, info = self.batched_env.step(actions)
         dones = (terminated | truncated)[:n]
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
