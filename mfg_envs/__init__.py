@@ -16,6 +16,9 @@ from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, Population
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
+from mfg_envs.linear_quadratic_multi import LinearQuadraticMultiEnv
+from mfg_envs.multi_env import MultiPopulationEnv, MultiPopulationParallelEnv
+from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.price import PriceEnv
 from mfg_envs.resource import ResourceEnv
@@ -27,6 +30,9 @@ ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {
     cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, ResourceEnv, LinearQuadraticEnv)
 }
 ENV_IDS = tuple(ENV_CLASSES)
+MULTI_ENV_CLASSES: dict[str, type[MultiPopulationEnv]] = {cls.env_id: cls for cls in (LinearQuadraticMultiEnv,)}
+#: Multi-population ids (one learner among several populations; PettingZoo agents ``<population>_<index>``).
+MULTI_ENV_IDS = tuple(MULTI_ENV_CLASSES)
 
 
 def env_like(population: Population, n_particles: int | None = None) -> MeanFieldEnv:
@@ -37,10 +43,15 @@ def env_like(population: Population, n_particles: int | None = None) -> MeanFiel
     return env_class.from_population(population, n_particles)
 
 
-def parallel_env(env_id: str, n_agents: int = 100, **kwargs: Any) -> MeanFieldParallelEnv:
-    """PettingZoo ``ParallelEnv`` of ``env_id`` with ``n_agents`` agents (keywords as for ``gym.make``)."""
+def parallel_env(
+    env_id: str, n_agents: int | tuple[int, ...] = 100, **kwargs: Any
+) -> MeanFieldParallelEnv | MultiPopulationParallelEnv:
+    """PettingZoo ``ParallelEnv`` of ``env_id`` with ``n_agents`` agents (multi-population ids: per population,
+    named ``<population>_<index>``); keywords as for ``gym.make``."""
+    if env_id in MULTI_ENV_CLASSES:
+        return MultiPopulationParallelEnv(MULTI_ENV_CLASSES[env_id].model_class, env_id, n_agents, **kwargs)
     if env_id not in ENV_CLASSES:
-        raise ValueError(f"env_id must be one of {ENV_IDS}, got {env_id!r}")
+        raise ValueError(f"env_id must be one of {ENV_IDS + MULTI_ENV_IDS}, got {env_id!r}")
     return MeanFieldParallelEnv(ENV_CLASSES[env_id].model_class, env_id, n_agents, **kwargs)
 
 
@@ -51,13 +62,21 @@ for _env_id, _env_class in ENV_CLASSES.items():
         vector_entry_point=partial(MeanFieldVectorEnv, _env_class.model_class, _env_id),
     )
 
+for _env_id, _env_class in MULTI_ENV_CLASSES.items():
+    register(id=_env_id, entry_point=_env_class)
+
 __all__ = [
     "ENV_IDS",
+    "MULTI_ENV_IDS",
     "ConstantPolicy",
     "MeanFieldEnv",
     "MeanFieldModel",
     "MeanFieldParallelEnv",
     "MeanFieldVectorEnv",
+    "MultiPopulation",
+    "MultiPopulationEnv",
+    "MultiPopulationModel",
+    "MultiPopulationParallelEnv",
     "Population",
     "PopulationFlow",
     "env_like",

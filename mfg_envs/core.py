@@ -324,6 +324,7 @@ class Population:
         self.last_actions: np.ndarray | None = None
         self.last_mean_field: MeanField = {}
         self.terminal_mean_field: MeanField = {}
+        self._actions = np.zeros((0, model.action_dim))
         self.hist = np.zeros(0)
         self.features = np.zeros(self.n_features, dtype=np.float32)
 
@@ -333,9 +334,10 @@ class Population:
             raise ValueError(f"policy must be a callable obs -> actions or None, got {type(policy).__name__}")
         self.policy = policy or ConstantPolicy(np.zeros(self.model.action_dim))
 
-    def policy_actions(self, indices: slice) -> np.ndarray:
-        """The population policy's normalized actions for the selected particles, in one batched call."""
-        obs = self.observation(indices)
+    def policy_actions(self, indices: slice, features: np.ndarray | None = None) -> np.ndarray:
+        """The population policy's normalized actions for the selected particles, in one batched call
+        (``features``: as for :meth:`observation`)."""
+        obs = self.observation(indices, features)
         shape = (obs["state"].shape[0], self.model.action_dim)
         return check_actions(self.policy(obs), shape, "population policy output")
 
@@ -368,20 +370,43 @@ class Population:
 
     def step(self, normalized_actions: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Advance every particle with its own action; return every particle's reward."""
-        model, n = self.model, self.step_index
-        actions = model.physical_action(self.states, normalized_actions)
-        mean_field = self.flow.mean_fields[n] if self.flow else model.mean_field(self.states, actions, self.hist)
+        rewards = self.advance(self.own_mean_field(normalized_actions), noise)
+        if self.done:
+            rewards = rewards + self.terminal_rewards(self.own_terminal_mean_field())
+        return rewards
+
+    def own_mean_field(self, normalized_actions: np.ndarray) -> MeanField:
+        """First half of a step: the physical actions of step ``n`` and this population's mean field ``mu_n``.
+
+        ``mu_n`` is measured on the particles, or read from the frozen flow.
+        """
+        self._actions = self.model.physical_action(self.states, normalized_actions)
+        if self.flow:
+            return self.flow.mean_fields[self.step_index]
+        return self.model.mean_field(self.states, self._actions, self.hist)
+
+    def advance(self, mean_field: MeanField, noise: np.ndarray) -> np.ndarray:
+        """Second half: pay every particle ``r(s_n, a_n, mean_field)``, move it, and recompute the histogram.
+
+        Returns the running rewards (the terminal reward is :meth:`terminal_rewards`).
+        """
+        model, n, actions = self.model, self.step_index, self._actions
         rewards = model.reward(self.states, actions, mean_field, n)
         self.states = model.transition(self.states, actions, mean_field, n, noise)
         self.last_actions = actions
         self.last_mean_field = mean_field
         self.step_index += 1
         self._observe_population()
-        if self.done:
-            terminal = self.flow.mean_fields[-1] if self.flow else model.mean_field(self.states, None, self.hist)
-            self.terminal_mean_field = terminal
-            rewards = rewards + model.terminal_reward(self.states, terminal)
         return rewards
+
+    def own_terminal_mean_field(self) -> MeanField:
+        """``mu_N``: measured on the particles after the last step, or read from the frozen flow."""
+        return self.flow.mean_fields[-1] if self.flow else self.model.mean_field(self.states, None, self.hist)
+
+    def terminal_rewards(self, mean_field: MeanField) -> np.ndarray:
+        """Every particle's terminal reward ``g(s_N, mean_field)``."""
+        self.terminal_mean_field = mean_field
+        return self.model.terminal_reward(self.states, mean_field)
 
     def _observe_population(self) -> None:
         model = self.model
@@ -405,17 +430,21 @@ class Population:
             features = np.concatenate([values.mean(axis=0), values.std(axis=0)])
         self.features = features.astype(np.float32)
 
-    def observation(self, indices: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
-        """Batched observations of the selected particles.
+    def observation(
+        self, indices: slice | np.ndarray = slice(None), features: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Batched observations of the selected particles (``features``: the population entry, default this
+        population's own; a multi-population game passes all populations' features).
 
         ``population`` and ``time`` are read-only broadcast views of one shared array: ``N``
         copies of the histogram are never materialized.
         """
         states = self.states[indices].astype(np.float32)
         n = states.shape[0]
+        features = self.features if features is None else features
         return {
             "state": states,
-            "population": np.broadcast_to(self.features, (n, self.features.size)),
+            "population": np.broadcast_to(features, (n, features.size)),
             "time": np.broadcast_to(np.float32(self.time), (n, 1)),
         }
 

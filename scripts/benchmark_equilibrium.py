@@ -27,9 +27,11 @@ DEFAULT_TARGET = 0.1
 MEDIAN_TARGETS = {"MFGLinearQuadratic-v0": 0.02}
 
 
-def run_one(algo: str, env_id: str, seed: int, log_folder: Path) -> dict:
-    """Train one agent in a subprocess; return its evaluation from the run folder."""
-    folder = log_folder / f"{env_id}_{algo}_{seed}"
+def run_one(
+    algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), label: str = ""
+) -> dict:
+    """Train one agent in a subprocess (``extra_args``: more train flags); return its evaluation from the run folder."""
+    folder = log_folder / f"{env_id}_{algo}_{seed}{label}"
     command = [
         sys.executable,
         "-m",
@@ -43,6 +45,7 @@ def run_one(algo: str, env_id: str, seed: int, log_folder: Path) -> dict:
         "-f",
         str(folder),
         "--no-progress",
+        *extra_args,
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
