@@ -63,6 +63,37 @@ def frozen_flow_returns(
     return rollout(cohort, policy, np.random.default_rng(seed))[1]
 
 
+def critic_overestimation(model: BaseAlgorithm, env: Any, n_particles: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """How far the first critic's value of the initial states lies above the return the policy actually gets.
+
+    ``n_particles`` particles all play the deterministic policy ``mu`` from one seeded episode;
+    ``critic_value = mean_i Q_1(s_0^i, mu(s_0^i, m_0), m_0)``, ``realized_return = mean_i R^i`` (the same
+    particles, Monte Carlo, with its standard error ``realized_return_se``) and
+    ``q_overestimation = critic_value - realized_return`` (positive: the critic is optimistic). With
+    ``gamma = 1`` both estimate the same undiscounted value; SAC's soft critic also counts its entropy
+    bonus, so its figure includes ``alpha`` times the remaining entropy.
+    """
+    population = population_of(env)
+    cohort = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
+    policy = ModelPolicy(model)
+    cohort.reset(np.random.default_rng(seed))
+    initial = cohort.observation()
+    device = model.device
+    with th.no_grad():
+        q_values = model.critic(
+            {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in initial.items()},
+            th.tensor(policy(initial), dtype=th.float32, device=device),
+        )[0]
+    _, returns = rollout(cohort, policy, np.random.default_rng(seed))  # same seed: the same initial particles
+    critic_value, realized = float(q_values.mean()), float(returns.mean())
+    return {
+        "critic_value": critic_value,
+        "realized_return": realized,
+        "realized_return_se": float(returns.std(ddof=1) / np.sqrt(n_particles)),
+        "q_overestimation": critic_value - realized,
+    }
+
+
 def rl_best_response(
     model: BaseAlgorithm,
     env: Any,

@@ -51,12 +51,12 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import mfg_envs
-from mfg_envs.core import MeanFieldModel, Population, rollout
+from mfg_envs.core import MeanFieldModel, Population
 from sb3_meanfield.common.callbacks import SYNC_MODES, PopulationSyncCallback
 from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, CheckpointError, TrainingCheckpoint, load_checkpoint
 from sb3_meanfield.common.noise import make_action_noise
 from sb3_meanfield.common.vec_env import SelfPlayVecEnv
-from sb3_meanfield.evaluation import ModelPolicy, nash_gap
+from sb3_meanfield.evaluation import ModelPolicy, critic_overestimation, nash_gap
 from sb3_meanfield.plotting import load_metrics, write_run_figures
 
 ALGORITHMS = {"ddpg": "sb3_meanfield.ddpg.MFDDPG", "td3": "sb3_meanfield.td3.MFTD3", "sac": "sb3_meanfield.sac.MFSAC"}
@@ -399,13 +399,13 @@ def has_exact_best_response(model: MeanFieldModel) -> bool:
 
 
 def evaluate(model: BaseAlgorithm, population: Population, n_particles: int, seed: int) -> dict[str, float]:
-    """Exact Nash gap of the deterministic policy when the model has an exact best response, else its mean return."""
+    """Exact Nash gap of the deterministic policy when the model has an exact best response, else its mean return;
+    and the critic's overestimation of the initial value (:func:`critic_overestimation`)."""
+    critic = critic_overestimation(model, population, n_particles, seed)
     if has_exact_best_response(population.model):
         gap = nash_gap(model, population, "exact", n_particles, seed)
-        return {key: float(value) for key, value in vars(gap).items()}
-    cohort = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
-    _, returns = rollout(cohort, ModelPolicy(model), np.random.default_rng(seed))
-    return {"mean_return": float(returns.mean()), "standard_error": float(returns.std(ddof=1) / math.sqrt(n_particles))}
+        return {**{key: float(value) for key, value in vars(gap).items()}, **critic}
+    return {"mean_return": critic["realized_return"], "standard_error": critic["realized_return_se"], **critic}
 
 
 def metric_rows(metrics: dict[str, np.ndarray]) -> list[dict[str, float | None]]:
