@@ -9,10 +9,11 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import LinearSchedule
 
 import mfg_envs  # noqa: F401
-from mfg_envs.core import ConstantPolicy
+from mfg_envs.core import ConstantPolicy, Population, rollout
 from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
 from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
+from sb3_meanfield.evaluation import critic_overestimation
 from sb3_meanfield.hyperparams import POLICY_KWARGS
 
 th.set_num_threads(1)
@@ -117,3 +118,19 @@ def test_callback_rejects_bad_arguments(kwargs):
         NashGapCallback(**kwargs)
     with pytest.raises(ValueError, match="threshold"):
         StopTrainingOnNashGap(threshold=0.0)
+
+
+def test_critic_overestimation_compares_the_critic_with_the_realized_return(env):
+    """A critic forced to output a constant ``c`` overestimates by exactly ``c - R`` (``R``: the mean return)."""
+    model = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS, seed=0)
+    critic_head = model.critic.q_networks[0]
+    with th.no_grad():
+        for parameter in critic_head.parameters():
+            parameter.zero_()
+        critic_head.q_head[-1].bias.fill_(3.5)
+    result = critic_overestimation(model, env, n_particles=500, seed=7)
+    _, returns = rollout(Population(env.unwrapped.model, 500), ModelPolicy(model), np.random.default_rng(7))
+    assert result["critic_value"] == pytest.approx(3.5)
+    assert result["realized_return"] == pytest.approx(returns.mean())
+    assert result["q_overestimation"] == pytest.approx(3.5 - returns.mean())
+    assert result["realized_return_se"] == pytest.approx(returns.std(ddof=1) / np.sqrt(500))
