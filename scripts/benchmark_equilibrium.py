@@ -2,9 +2,11 @@
 
     OMP_NUM_THREADS=1 python scripts/benchmark_equilibrium.py [--algos ddpg td3 sac] [--seeds 0 1 2]
         [--envs MFGLinearQuadratic-v0 ...] [--workers 2] [-f runs/benchmark] [--markdown table.md]
+        [--hyperparams KEY:VALUE ...]
 
 Every run is ``python -m sb3_meanfield.train --algo A --env E --seed S`` with the shipped
-hyperparameters (``sb3_meanfield.hyperparams``), one torch thread, ``--workers`` runs at a time.
+hyperparameters (``sb3_meanfield.hyperparams``; ``--hyperparams`` overrides them in every run, for
+tuning), one torch thread, ``--workers`` runs at a time.
 Each run's FINAL policy is scored by the exact Nash gap (10,000 particles, 4 replicates with common
 random numbers; no checkpoint selection). The script prints a Markdown table (relative gap, gap
 and its standard error, wall time, steps) and the per-env targets: relative gap <= 0.05 on
@@ -104,11 +106,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (one core each)")
     parser.add_argument("-f", "--log-folder", default="runs/benchmark")
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="overrides for every run")
     args = parser.parse_args()
     jobs = [(algo, env_id, seed) for env_id in args.envs for algo in args.algos for seed in args.seeds]
     log_folder = Path(args.log_folder)
+    extra = ("--hyperparams", *args.hyperparams) if args.hyperparams else ()
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: run_one(*job, log_folder), jobs))
+        results = list(pool.map(lambda job: run_one(*job, log_folder, extra), jobs))
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
     print(table)
