@@ -14,6 +14,7 @@ from gymnasium.envs.registration import register
 
 from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationFlow
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
+from mfg_envs.crowd_multi import CrowdMultiEnv
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from mfg_envs.linear_quadratic_multi import LinearQuadraticMultiEnv
@@ -30,7 +31,9 @@ ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {
     cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, ResourceEnv, LinearQuadraticEnv)
 }
 ENV_IDS = tuple(ENV_CLASSES)
-MULTI_ENV_CLASSES: dict[str, type[MultiPopulationEnv]] = {cls.env_id: cls for cls in (LinearQuadraticMultiEnv,)}
+MULTI_ENV_CLASSES: dict[str, type[MultiPopulationEnv]] = {
+    cls.env_id: cls for cls in (LinearQuadraticMultiEnv, CrowdMultiEnv)
+}
 #: Multi-population ids (one learner among several populations; PettingZoo agents ``<population>_<index>``).
 MULTI_ENV_IDS = tuple(MULTI_ENV_CLASSES)
 

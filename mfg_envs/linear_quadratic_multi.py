@@ -27,6 +27,7 @@ from mfg_envs.multi_population import (
     JointMeanField,
     MultiPopulationEquilibrium,
     MultiPopulationModel,
+    check_matrix,
     per_population_reals,
 )
 
@@ -241,17 +242,6 @@ class LinearQuadraticMultiModel(MultiPopulationModel):
             )
             flows.append(PopulationFlow(histograms.astype(np.float32), tuple({"mean": float(m)} for m in means[:, i])))
         return MultiPopulationEquilibrium(self.names, tuple(policies), tuple(returns), tuple(flows))
-
-
-def check_matrix(name: str, value: Sequence[Sequence[float]], size: int) -> np.ndarray:
-    """A finite ``size x size`` matrix, else ``ValueError`` naming ``name``."""
-    try:
-        matrix = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        matrix = None
-    if matrix is None or matrix.shape != (size, size) or not np.isfinite(matrix).all():
-        raise ValueError(f"{name} must be a {size}x{size} matrix of finite reals (rows: populations), got {value!r}")
-    return matrix
 
 
 class LinearQuadraticMultiEnv(MultiPopulationEnv):

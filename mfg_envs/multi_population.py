@@ -109,6 +109,17 @@ def per_population_reals(name: str, value: Any, n_populations: int, low: float =
     return [check_real(f"{name}[{k}]", v, low) for k, v in enumerate(per_population(name, value, n_populations))]
 
 
+def check_matrix(name: str, value: Sequence[Sequence[float]], size: int) -> np.ndarray:
+    """A finite ``size x size`` matrix, else ``ValueError`` naming ``name``."""
+    try:
+        matrix = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.shape != (size, size) or not np.isfinite(matrix).all():
+        raise ValueError(f"{name} must be a {size}x{size} matrix of finite reals (rows: populations), got {value!r}")
+    return matrix
+
+
 @dataclass(frozen=True)
 class MultiPopulationEquilibrium:
     """The exact equilibrium: per population its policy, its return ``-J^k*`` and its exact flow."""

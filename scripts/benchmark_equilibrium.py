@@ -9,7 +9,8 @@ hyperparameters (``sb3_meanfield.hyperparams``; ``--hyperparams`` overrides them
 tuning), one torch thread, ``--workers`` runs at a time.
 Each run's FINAL policy is scored by the exact Nash gap (10,000 particles, 4 replicates with common
 random numbers; no checkpoint selection). The script prints a Markdown table (relative gap, gap
-and its standard error, wall time, steps) and the per-env targets: relative gap <= 0.05 on
+and its standard error, the critic's overestimation of the initial value (``critic_overestimation``),
+wall time, steps) and the per-env targets: relative gap <= 0.05 on
 MFGLinearQuadratic-v0 with a median <= 0.02, <= 0.1 on the other exactly solvable models.
 """
 
@@ -69,16 +70,18 @@ def run_one(
 
 def summarize(results: list[dict]) -> str:
     lines = [
-        "| env id | algo | seed | relative Nash gap | Nash gap +- se | train wall time (s) | env steps |",
-        "|---|---|---|---|---|---|---|",
+        "| env id | algo | seed | relative Nash gap | Nash gap +- se | critic - realized return "
+        "| train wall time (s) | env steps |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['env']} | {r['algo']} | {r['seed']} | failed: {r['error']} | | | |")
+            lines.append(f"| {r['env']} | {r['algo']} | {r['seed']} | failed: {r['error']} | | | | |")
             continue
         lines.append(
             f"| {r['env']} | {r['algo']} | {r['seed']} | {r['relative_gap']:.4f} | "
-            f"{r['gap']:.3g} +- {r['standard_error']:.1g} | {r['seconds']:.0f} | {r['steps']} |"
+            f"{r['gap']:.3g} +- {r['standard_error']:.1g} | {r['q_overestimation']:+.3g} | {r['seconds']:.0f} | "
+            f"{r['steps']} |"
         )
     lines += [
         "",
