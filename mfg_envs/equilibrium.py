@@ -173,23 +173,23 @@ class Equilibrium:
         return PopulationFlow(self.histograms.astype(np.float32), self.mean_fields)
 
     def flow_for(self, env: Any) -> PopulationFlow:
-        """The equilibrium flow in ``env``'s population representation (histogram, KDE or moments).
+        """The equilibrium flow in ``env``'s population representation (histogram, KDE or moments)."""
+        return PopulationFlow(represent(self.histograms, population_of(env)), self.mean_fields)
 
-        Moments are those of the exact law binned on the env's grid (:func:`histogram_moments`).
-        """
-        population = population_of(env)
-        model = population.model
-        n_dims = model.histogram_bounds.shape[0]
-        if population.representation == "kde":
-            features = np.stack(
-                [gaussian_smoothing(h, n_dims, model.n_bins, population.kde_bandwidth) for h in self.histograms]
-            )
-        elif population.representation == "moments":
-            means, variances = histogram_moments(self.histograms, model.histogram_bounds, model.n_bins)
-            features = np.concatenate([means, np.sqrt(variances)], axis=1)
-        else:
-            features = self.histograms
-        return PopulationFlow(features.astype(np.float32), self.mean_fields)
+
+def represent(histograms: np.ndarray, population: Population) -> np.ndarray:
+    """Exact laws on ``population``'s grid ``(T, n_bins**d)`` as its observation features (float32): the histograms
+    themselves, their KDE smoothing, or their moments (:func:`histogram_moments`, the binned law's mean and std)."""
+    model = population.model
+    n_dims = model.histogram_bounds.shape[0]
+    if population.representation == "kde":
+        features = np.stack([gaussian_smoothing(h, n_dims, model.n_bins, population.kde_bandwidth) for h in histograms])
+    elif population.representation == "moments":
+        means, variances = histogram_moments(histograms, model.histogram_bounds, model.n_bins)
+        features = np.concatenate([means, np.sqrt(variances)], axis=1)
+    else:
+        features = histograms
+    return features.astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from mfg_envs.core import (
     check_int,
     check_real,
 )
-from mfg_envs.equilibrium import AffinePolicy, BestResponse, NashGap
+from mfg_envs.equilibrium import AffinePolicy, BestResponse, NashGap, represent
 
 JointMeanField = dict[str, MeanField]
 """``{population name: that population's mean field}``: what every population's reward and dynamics receive."""
@@ -95,7 +95,7 @@ class MultiPopulationModel(abc.ABC):
 
 def per_population(name: str, value: Any, n_populations: int) -> tuple[Any, ...]:
     """``value`` repeated for every population when it is a scalar, else checked to hold one entry per population."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if isinstance(value, (str, bytes)) or not (isinstance(value, Sequence) or np.ndim(value) > 0):
         return (value,) * n_populations
     if len(value) != n_populations:
         raise ValueError(
@@ -122,12 +122,17 @@ def check_matrix(name: str, value: Sequence[Sequence[float]], size: int) -> np.n
 
 @dataclass(frozen=True)
 class MultiPopulationEquilibrium:
-    """The exact equilibrium: per population its policy, its return ``-J^k*`` and its exact flow."""
+    """The exact equilibrium: per population its policy, its return ``-J^k*`` and its exact flow (histograms)."""
 
     names: tuple[str, ...]
     policies: tuple[AffinePolicy, ...]
     expected_returns: tuple[float, ...]
     flows: tuple[PopulationFlow, ...]
+
+    def flows_for(self, env: Any) -> tuple[PopulationFlow, ...]:
+        """The equilibrium flows in ``env``'s population representation (histogram, KDE or moments)."""
+        members = game_of(env).members
+        return tuple(PopulationFlow(represent(f.population, m), f.mean_fields) for f, m in zip(self.flows, members))
 
 
 @dataclass(frozen=True)

@@ -390,3 +390,22 @@ def test_exact_nash_gaps_are_reproducible_and_accept_names():
         exact_nash_gaps(env, policies, n_particles=100, n_replicates=1)
     with pytest.raises(ValueError, match="one policy per population"):
         exact_nash_gaps(env, policies[:1], n_particles=100)
+
+
+@pytest.mark.parametrize("representation", ["histogram", "kde", "moments"])
+def test_equilibrium_flows_in_every_representation_freeze_the_env(representation):
+    env = gym.make("MFGLinearQuadraticMulti-v0", population_representation=representation, n_particles=50)
+    equilibrium = env.unwrapped.game.model.solve_equilibrium()
+    flows = equilibrium.flows_for(env)
+    env.unwrapped.set_population_flow(flows)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["population"], np.concatenate([flow.population[0] for flow in flows]))
+    if representation == "moments":  # (mean, std) of the binned exact law: the exact mean up to the binning
+        exact_means = [flow.mean_fields[0]["mean"] for flow in equilibrium.flows]
+        np.testing.assert_allclose([flow.population[0][0] for flow in flows], exact_means, atol=0.02)
+
+
+def test_per_population_values_accept_numpy_arrays():
+    env = gym.make("MFGLinearQuadraticMulti-v0", sigma=np.array([1.0, 0.5]), n_particles=np.array([3, 4]))
+    assert env.unwrapped.game.n_particles == (3, 4)
+    assert [member.sigma for member in env.unwrapped.game.model.populations] == [1.0, 0.5]
