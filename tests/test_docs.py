@@ -26,7 +26,7 @@ def test_the_docs_exist_and_have_examples():
     names = {path.relative_to(ROOT).as_posix() for path in DOCUMENTS}
     import mfg_envs
 
-    assert {f"docs/envs/{env_id}.md" for env_id in mfg_envs.ENV_IDS} <= names
+    assert {f"docs/envs/{env_id}.md" for env_id in mfg_envs.ENV_IDS + mfg_envs.MULTI_ENV_IDS} <= names
     assert {"docs/index.md", "docs/sb3_meanfield.md"} <= names
     for path in DOCUMENTS:
         if path.parent.name == "envs" or path.name == "sb3_meanfield.md":
