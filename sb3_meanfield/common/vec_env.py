@@ -25,7 +25,53 @@ def learner_rows(obs: dict[str, np.ndarray], n_learners: int) -> dict[str, np.nd
     return {key: np.array(value[:n_learners]) for key, value in obs.items()}
 
 
-class SelfPlayVecEnv(VecEnv):
+def episode_end_infos(final_obs: dict[str, np.ndarray], n_learners: int, truncated: np.ndarray) -> list[dict[str, Any]]:
+    """SB3's infos of the step that ends an episode: each learner's own terminal observation (and time-limit flag)."""
+    final = learner_rows(final_obs, n_learners)
+    return [
+        {"terminal_observation": {key: value[i] for key, value in final.items()}, "TimeLimit.truncated": bool(cut)}
+        for i, cut in enumerate(truncated[:n_learners])
+    ]
+
+
+class SharedGameVecEnv(VecEnv):
+    """A ``VecEnv`` whose sub-environments are particles of ONE shared game.
+
+    ``get_attr``, ``set_attr`` and ``env_method`` act once on the object :meth:`_target` names and
+    return one entry per requested index. Subclasses define :meth:`_target`.
+    """
+
+    def _target(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def _count(self, indices: VecEnvIndices) -> int:
+        if indices is None:
+            return self.num_envs
+        return 1 if isinstance(indices, int) else len(indices)
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The attribute of the shared game, once per requested index (every particle sees the same game)."""
+        return [getattr(self._target(attr_name), attr_name)] * self._count(indices)
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set the attribute on the shared game (``indices`` are accepted for API compatibility)."""
+        setattr(self._target(attr_name), attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """Call the method of the shared game once; its result is repeated for every requested index."""
+        result = getattr(self._target(method_name), method_name)(*method_args, **method_kwargs)
+        return [result] * self._count(indices)
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False] * self._count(indices)
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+
+class SelfPlayVecEnv(SharedGameVecEnv):
     """SB3 ``VecEnv`` over the ``n_particles`` particles of one mean field game (parameter sharing).
 
     Particles ``0 .. n_learners-1`` are the ``num_envs`` SB3 environments and act with the actions
@@ -100,43 +146,13 @@ class SelfPlayVecEnv(VecEnv):
         self._obs, rewards, terminated, truncated, info = self.batched_env.step(actions)
         dones = (terminated | truncated)[:n]
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
-        if dones[0]:  # all particles end their episode together
-            final = learner_rows(info["final_obs"], n)
-            # SB3 reads each env's terminal observation from its own info dict.
-            for i, info_i in enumerate(infos):
-                info_i["terminal_observation"] = {key: value[i] for key, value in final.items()}
-                info_i["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        if dones[0]:  # all particles end their episode together; SB3 reads each env's terminal observation
+            infos = episode_end_infos(info["final_obs"], n, truncated & ~terminated)
         return learner_rows(self._obs, n), rewards[:n].astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.batched_env.close()
 
-    def _count(self, indices: VecEnvIndices) -> int:
-        if indices is None:
-            return self.num_envs
-        return 1 if isinstance(indices, int) else len(indices)
-
     def _target(self, name: str) -> Any:
         # The particles share one game: population-level names resolve here first, then on the batched env.
         return self if name in type(self).__dict__ else self.batched_env
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The attribute of the shared game, once per requested index (every particle sees the same game)."""
-        return [getattr(self._target(attr_name), attr_name)] * self._count(indices)
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set the attribute on the shared game (``indices`` are accepted for API compatibility)."""
-        setattr(self._target(attr_name), attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        """Call the method of the shared game once; its result is repeated for every requested index."""
-        result = getattr(self._target(method_name), method_name)(*method_args, **method_kwargs)
-        return [result] * self._count(indices)
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False] * self._count(indices)
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs

@@ -57,6 +57,12 @@ from torch import nn
 ENV_IDS = ("MFGCrowd-v0", "MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0", "MFGLinearQuadratic-v0")
 #: Ids whose model has an exact best response: their entries also log the exact Nash gap.
 EXACT_ENV_IDS = ("MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0", "MFGLinearQuadratic-v0")
+#: Multi-population ids (``python -m sb3_meanfield.train_multi``: one model per population, each population's
+#: ``n_learners`` learners and ``self_play`` values as in self-play, ``n_timesteps`` per population); the values
+#: start from the single-population LQ and walled-crowd entries. Those with exact best responses log the
+#: per-population exact Nash gap (the others' RL gap is too costly to run during training).
+MULTI_ENV_IDS = ("MFGLinearQuadraticMulti-v0", "MFGCrowdMulti-v0")
+EXACT_MULTI_ENV_IDS = ("MFGLinearQuadraticMulti-v0",)
 
 #: Small networks (see the module docstring). The actor is affine in the agent's own state with coefficients
 #: that depend on time and population (``state_coupling="affine"``, no hidden layer in the head): the form
@@ -93,6 +99,7 @@ ZOO_COMMON: dict[str, Any] = {
 PER_ENV: dict[str, dict[str, Any]] = {
     "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
     "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
+    "MFGCrowdMulti-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
 }
 #: Self-play values shared by every algorithm and id (overrides of the rl_zoo3 entries).
 SELF_PLAY: dict[str, Any] = {
@@ -108,7 +115,11 @@ DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 
 
 
 def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> list[dict[str, dict[str, Any]]]:
-    """Population update (dropped in self-play), convergence monitors, exact Nash gap where it exists."""
+    """Population update (dropped in self-play), convergence monitors, exact Nash gap where it exists; multi ids:
+    the per-population exact Nash gap where it exists (``eval_freq`` in env steps of the game)."""
+    if env_id in MULTI_ENV_IDS:
+        gap = {"eval_freq": check_freq, "n_particles": 2000}
+        return [{"sb3_meanfield.MultiPopulationNashGapCallback": gap}] if env_id in EXACT_MULTI_ENV_IDS else []
     entries = [
         {"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": sync_freq, "mode": "fixed_point"}},
         {"sb3_meanfield.common.callbacks.MeanFieldMonitor": {"check_freq": check_freq}},
@@ -122,10 +133,12 @@ def table(common: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{id: common | PER_ENV[id]}`` with the callbacks, for every id and ``default`` (independent copies)."""
     return {
         env_id: {**deepcopy(common), **deepcopy(PER_ENV.get(env_id, {})), "callback": callbacks(env_id)}
-        for env_id in (*ENV_IDS, "default")
+        for env_id in (*ENV_IDS, *MULTI_ENV_IDS, "default")
     }
 
 
 def self_play_table(extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """``{id: SELF_PLAY | extra}`` for every id and ``default``."""
-    return {env_id: {**deepcopy(SELF_PLAY), **deepcopy(extra or {})} for env_id in (*ENV_IDS, "default")}
+    return {
+        env_id: {**deepcopy(SELF_PLAY), **deepcopy(extra or {})} for env_id in (*ENV_IDS, *MULTI_ENV_IDS, "default")
+    }
