@@ -467,14 +467,20 @@ def rollout(
     return PopulationFlow(np.stack(features), tuple(mean_fields)), returns
 
 
+def core_of(env: Any, attribute: str, core_class: type, kind: str) -> Any:
+    """The core (``core_class``) behind ``env``: the core itself, or ``env.unwrapped.<attribute>`` of a
+    ``gym.make`` env (wrappers included) or a front end; else ``ValueError`` naming the expected ``kind``."""
+    if isinstance(env, core_class):
+        return env
+    core = getattr(getattr(env, "unwrapped", env), attribute, None)
+    if not isinstance(core, core_class):
+        raise ValueError(f"env must be {kind}, got {type(env).__name__}")
+    return core
+
+
 def population_of(env: Any) -> Population:
     """The population core behind ``env``: a ``gym.make`` env (wrappers included), any front end, or a core."""
-    if isinstance(env, Population):
-        return env
-    population = getattr(getattr(env, "unwrapped", env), "population", None)
-    if not isinstance(population, Population):
-        raise ValueError(f"env must be an mfg_envs environment, got {type(env).__name__}")
-    return population
+    return core_of(env, "population", Population, "an mfg_envs environment")
 
 
 def split_keywords(model_class: type[MeanFieldModel], kwargs: Mapping[str, Any], env_id: str) -> dict[str, Any]:

@@ -6,15 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mfg_envs.core import (
-    MeanField,
-    MeanFieldModel,
-    PopulationFlow,
-    check_int,
-    check_interval,
-    check_real,
-    check_time_grid,
-)
+from mfg_envs.core import PopulationFlow, check_int, check_interval, check_real, check_time_grid
 from mfg_envs.equilibrium import (
     AffinePolicy,
     BestResponse,
@@ -22,6 +14,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.linear_quadratic import LinearQuadraticModel
 from mfg_envs.multi_env import MultiPopulationEnv
 from mfg_envs.multi_population import (
     JointMeanField,
@@ -32,15 +25,14 @@ from mfg_envs.multi_population import (
 )
 
 
-class TrackingPopulation(MeanFieldModel):
+class TrackingPopulation(LinearQuadraticModel):
     """Population ``k`` of the game: ``x' = x + dt a + sigma_k sqrt(dt) xi``, tracking ``y^k_n = sum_j W_kj m^j_n``.
 
-    ``r = -dt [a^2/2 + eps_k/2 (x - y^k_n)^2]``, terminal ``-c_k/2 (x_N - sum_j WT_kj m^j_N)^2``; its own mean
-    field is its mean ``m^k_n``, and reward and terminal reward read every population's mean from the joint one.
+    ``r = -dt [a^2/2 + eps_k/2 (x - y^k_n)^2]``, terminal ``-c_k/2 (x_N - sum_j WT_kj m^j_N)^2``. The tracking
+    model of :class:`LinearQuadraticModel` (no mean reversion, no cross cost: same spaces, initial law, noise,
+    action scaling, histogram and own mean field ``m^k_n``) whose targets mix every population's mean, read from
+    the joint mean field.
     """
-
-    state_dim = 1
-    action_dim = 1
 
     def __init__(
         self,
@@ -58,27 +50,19 @@ class TrackingPopulation(MeanFieldModel):
         n_bins: int,
         histogram_range: tuple[float, float],
     ) -> None:
-        self.names, self.horizon, self.n_steps = names, horizon, n_steps
-        self.sigma, self.running_cost, self.terminal_cost = sigma, running_cost, terminal_cost
-        self.coupling, self.terminal_coupling = coupling, terminal_coupling
-        self.init_mean, self.init_var, self.action_bound = init_mean, init_var, action_bound
-        self.n_bins, self.histogram_bounds = n_bins, np.array([histogram_range])
-        self.state_low, self.state_high = np.full(1, -np.inf), np.full(1, np.inf)
-
-    def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.init_mean + np.sqrt(self.init_var) * rng.standard_normal((n, 1))
-
-    def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.standard_normal((n, 1))
-
-    def physical_action(self, states: np.ndarray, action: np.ndarray) -> np.ndarray:
-        return self.action_bound * action
-
-    def normalized_action(self, states: np.ndarray, physical: np.ndarray) -> np.ndarray:
-        return physical / self.action_bound
-
-    def mean_field(self, states: np.ndarray, actions: np.ndarray | None, hist: np.ndarray) -> MeanField:
-        return {"mean": float(states[:, 0].mean())}
+        super().__init__(
+            horizon=horizon,
+            n_steps=n_steps,
+            sigma=sigma,
+            running_cost=running_cost,
+            terminal_cost=terminal_cost,
+            init_mean=init_mean,
+            init_var=init_var,
+            action_bound=action_bound,
+            n_bins=n_bins,
+            histogram_range=histogram_range,
+        )
+        self.names, self.coupling, self.terminal_coupling = names, coupling, terminal_coupling
 
     def means(self, joint: JointMeanField) -> np.ndarray:
         """Every population's mean ``(m^1, ..., m^K)`` from the joint mean field."""

@@ -15,6 +15,7 @@ from pettingzoo import ParallelEnv
 from mfg_envs.core import POPULATION_REPRESENTATIONS, PopulationFlow, PopulationPolicy, check_actions, split_keywords
 from mfg_envs.env import observation_space
 from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel, rollout_joint
+from mfg_envs.parallel import check_every_agent_acts
 
 CORE_KEYWORDS = ("n_particles", "population_representation", "kde_bandwidth")
 
@@ -185,11 +186,7 @@ class MultiPopulationParallelEnv(ParallelEnv):
         return self._observations(), {agent: {} for agent in self.agents}
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("call reset() before step(): the episode has ended or never started")
-        missing = set(self.agents) - set(actions)
-        if missing:
-            raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
+        check_every_agent_acts(self.agents, actions)
         game = self.game
         batches, noises = [], []
         for k, member in enumerate(game.members):  # a loop over populations; agents enter through the dict API

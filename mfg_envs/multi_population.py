@@ -38,6 +38,7 @@ from mfg_envs.core import (
     check_actions,
     check_int,
     check_real,
+    core_of,
 )
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, NashGap, represent
 
@@ -282,12 +283,7 @@ def rollout_joint(
 
 def game_of(env: Any) -> MultiPopulation:
     """The multi-population core behind ``env`` (a ``gym.make`` env, wrappers included, a front end, or a core)."""
-    if isinstance(env, MultiPopulation):
-        return env
-    game = getattr(getattr(env, "unwrapped", env), "game", None)
-    if not isinstance(game, MultiPopulation):
-        raise ValueError(f"env must be a multi-population mfg_envs environment, got {type(env).__name__}")
-    return game
+    return core_of(env, "game", MultiPopulation, "a multi-population mfg_envs environment")
 
 
 def _best_response_returns(

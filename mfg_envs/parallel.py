@@ -14,6 +14,15 @@ from mfg_envs.env import make_population, observation_space
 from mfg_envs.rendering import Renderer
 
 
+def check_every_agent_acts(agents: list[str], actions: dict[str, Any]) -> None:
+    """A step needs a live episode (else ``RuntimeError``) and an action per live agent (else ``ValueError``)."""
+    if not agents:
+        raise RuntimeError("call reset() before step(): the episode has ended or never started")
+    missing = set(agents) - set(actions)
+    if missing:
+        raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
+
+
 class MeanFieldParallelEnv(ParallelEnv):
     """``n_agents`` agents ``agent_0 .. agent_{N-1}``, each one particle of the population.
 
@@ -68,11 +77,7 @@ class MeanFieldParallelEnv(ParallelEnv):
         return self._observations(), {agent: {} for agent in self.agents}
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("call reset() before step(): the episode has ended or never started")
-        missing = set(self.agents) - set(actions)
-        if missing:
-            raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
+        check_every_agent_acts(self.agents, actions)
         shape = (self.model.action_dim,)
         batch = np.stack([check_actions(actions[agent], shape, f"action of {agent}") for agent in self.agents])
         rewards = self.population.step(batch, self.model.noise(len(self.agents), self.np_random))
