@@ -15,7 +15,7 @@ from pettingzoo import ParallelEnv
 from mfg_envs.core import POPULATION_REPRESENTATIONS, PopulationFlow, PopulationPolicy, check_actions, split_keywords
 from mfg_envs.env import observation_space
 from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel, rollout_joint
-from mfg_envs.parallel import check_every_agent_acts
+from mfg_envs.parallel import check_every_agent_acts, step_result
 
 CORE_KEYWORDS = ("n_particles", "population_representation", "kde_bandwidth")
 
@@ -194,16 +194,10 @@ class MultiPopulationParallelEnv(ParallelEnv):
             batches.append(np.stack([check_actions(actions[a], shape, f"action of {a}") for a in self._agent_names[k]]))
             noises.append(member.model.noise(member.n_particles, self.np_random))
         rewards = np.concatenate(game.step(batches, noises))
-        observations, agents, done = self._observations(), self.agents, game.done
+        agents, done = self.agents, game.done
         if done:
             self.agents = []
-        return (
-            observations,
-            dict(zip(agents, rewards.tolist())),
-            {agent: done for agent in agents},
-            {agent: False for agent in agents},
-            {agent: {} for agent in agents},
-        )
+        return step_result(agents, self._observations(), rewards, done)
 
     def state(self) -> np.ndarray:
         """The global state: every population's particle states, concatenated (populations may differ in size)."""

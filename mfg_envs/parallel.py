@@ -23,6 +23,17 @@ def check_every_agent_acts(agents: list[str], actions: dict[str, Any]) -> None:
         raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
 
 
+def step_result(agents: list[str], observations: dict[str, Any], rewards: np.ndarray, done: bool) -> tuple:
+    """PettingZoo's ``(observations, rewards, terminations, truncations, infos)`` of the agents that acted."""
+    return (
+        observations,
+        dict(zip(agents, rewards.tolist())),
+        {agent: done for agent in agents},
+        {agent: False for agent in agents},
+        {agent: {} for agent in agents},
+    )
+
+
 class MeanFieldParallelEnv(ParallelEnv):
     """``n_agents`` agents ``agent_0 .. agent_{N-1}``, each one particle of the population.
 
@@ -84,17 +95,10 @@ class MeanFieldParallelEnv(ParallelEnv):
         done = self.population.done
         if self.render_mode == "human":
             self.render()
-        observations = self._observations()
         agents = self.agents
         if done:
             self.agents = []
-        return (
-            observations,
-            dict(zip(agents, rewards.tolist())),
-            {agent: done for agent in agents},
-            {agent: False for agent in agents},
-            {agent: {} for agent in agents},
-        )
+        return step_result(agents, self._observations(), rewards, done)
 
     def render(self) -> np.ndarray | None:
         """The whole population at the current step (``rgb_array``: an ``H x W x 3`` uint8 frame; ``human``: a
