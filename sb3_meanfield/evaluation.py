@@ -63,35 +63,45 @@ def frozen_flow_returns(
     return rollout(cohort, policy, np.random.default_rng(seed))[1]
 
 
+def critic_value(model: BaseAlgorithm, observations: dict[str, np.ndarray]) -> float:
+    """``mean_i Q_1(s^i, mu(s^i, m), m)``: the first critic at the deterministic policy's actions."""
+    device = model.device
+    with th.no_grad():
+        q_values = model.critic(
+            {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in observations.items()},
+            th.tensor(ModelPolicy(model)(observations), dtype=th.float32, device=device),
+        )[0]
+    return float(q_values.mean())
+
+
+def overestimation(critic: float, returns: np.ndarray) -> dict[str, float]:
+    """``critic_value``, the Monte Carlo ``realized_return`` (and its standard error) and ``q_overestimation``, their
+    difference (positive: the critic is optimistic)."""
+    realized = float(returns.mean())
+    return {
+        "critic_value": critic,
+        "realized_return": realized,
+        "realized_return_se": float(returns.std(ddof=1) / np.sqrt(returns.size)),
+        "q_overestimation": critic - realized,
+    }
+
+
 def critic_overestimation(model: BaseAlgorithm, env: Any, n_particles: int = 10_000, seed: int = 0) -> dict[str, float]:
     """How far the first critic's value of the initial states lies above the return the policy actually gets.
 
     ``n_particles`` particles all play the deterministic policy ``mu`` from one seeded episode;
     ``critic_value = mean_i Q_1(s_0^i, mu(s_0^i, m_0), m_0)``, ``realized_return = mean_i R^i`` (the same
     particles, Monte Carlo, with its standard error ``realized_return_se``) and
-    ``q_overestimation = critic_value - realized_return`` (positive: the critic is optimistic). With
-    ``gamma = 1`` both estimate the same undiscounted value; SAC's soft critic also counts its entropy
-    bonus, so its figure includes ``alpha`` times the remaining entropy.
+    ``q_overestimation = critic_value - realized_return`` (:func:`overestimation`). With ``gamma = 1`` both
+    estimate the same undiscounted value; SAC's soft critic also counts its entropy bonus, so its figure
+    includes ``alpha`` times the remaining entropy.
     """
     population = population_of(env)
     cohort = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
-    policy = ModelPolicy(model)
     cohort.reset(np.random.default_rng(seed))
-    initial = cohort.observation()
-    device = model.device
-    with th.no_grad():
-        q_values = model.critic(
-            {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in initial.items()},
-            th.tensor(policy(initial), dtype=th.float32, device=device),
-        )[0]
-    _, returns = rollout(cohort, policy, np.random.default_rng(seed))  # same seed: the same initial particles
-    critic_value, realized = float(q_values.mean()), float(returns.mean())
-    return {
-        "critic_value": critic_value,
-        "realized_return": realized,
-        "realized_return_se": float(returns.std(ddof=1) / np.sqrt(n_particles)),
-        "q_overestimation": critic_value - realized,
-    }
+    critic = critic_value(model, cohort.observation())
+    _, returns = rollout(cohort, ModelPolicy(model), np.random.default_rng(seed))  # same seed: same initial particles
+    return overestimation(critic, returns)
 
 
 def rl_best_response(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from copy import deepcopy
 from pathlib import Path
@@ -39,8 +38,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
 import mfg_envs
-from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel, rollout_joint
-from sb3_meanfield.evaluation import ModelPolicy
+from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel, population_rngs, rollout_joint
+from sb3_meanfield.evaluation import ModelPolicy, critic_value, overestimation
 from sb3_meanfield.multi import MODES, MultiPopulationTrainer, multi_nash_gap, population_envs
 from sb3_meanfield.plotting import load_metrics
 from sb3_meanfield.train import (
@@ -130,20 +129,23 @@ def build(config: dict[str, Any]) -> tuple[MultiPopulationTrainer, list[BaseCall
 
 def evaluate(trainer: MultiPopulationTrainer, n_particles: int, seed: int) -> dict[str, Any]:
     """Every population's exact Nash gap and their maximum where the game has exact best responses, else every
-    population's mean return under the learned policies."""
+    population's mean return under the learned policies; and every critic's overestimation of its population's
+    initial value (``critic_value - realized_return``, as :func:`sb3_meanfield.evaluation.critic_overestimation`)."""
     game = trainer.game
+    cohort = MultiPopulation(game.model, n_particles, game.representation, game.kde_bandwidth)
+    cohort.reset(population_rngs(seed, len(game.members)))
+    critics = [critic_value(model, cohort.observation(k)) for k, model in enumerate(trainer.models)]
+    _, returns = rollout_joint(cohort, [ModelPolicy(model) for model in trainer.models], seed)  # same initial states
+    critic = {name: overestimation(q, r) for name, q, r in zip(game.names, critics, returns)}
     if type(game.model).best_response is not MultiPopulationModel.best_response:
         result = multi_nash_gap(trainer.models, game, "exact", n_particles, seed)
         gaps = {name: {key: float(value) for key, value in vars(gap).items()} for name, gap in result.gaps.items()}
-        return {"gaps": gaps, "max_gap": result.max_gap, "max_relative_gap": result.max_relative_gap}
-    cohort = MultiPopulation(game.model, n_particles, game.representation, game.kde_bandwidth)
-    _, returns = rollout_joint(cohort, [ModelPolicy(model) for model in trainer.models], seed)
-    return {
-        "mean_returns": {
-            name: {"mean_return": float(r.mean()), "standard_error": float(r.std(ddof=1) / math.sqrt(r.size))}
-            for name, r in zip(game.names, returns)
-        }
+        return {"gaps": gaps, "max_gap": result.max_gap, "max_relative_gap": result.max_relative_gap, "critic": critic}
+    mean_returns = {
+        name: {"mean_return": value["realized_return"], "standard_error": value["realized_return_se"]}
+        for name, value in critic.items()
     }
+    return {"mean_returns": mean_returns, "critic": critic}
 
 
 def format_evaluation(result: dict[str, Any]) -> str:

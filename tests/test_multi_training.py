@@ -315,6 +315,9 @@ def test_tiny_command_line_run_writes_the_run_folder(tmp_path, capsys, mode):
     assert len(summary["progress"]) == (24 if mode == "alternating" else 12) // 5
     loaded = MFTD3.load(run_dir / "model_blue.zip")
     assert loaded.num_timesteps == 48
+    for name, critic in evaluation["critic"].items():  # each critic against its own population's realized return
+        assert critic["q_overestimation"] == pytest.approx(critic["critic_value"] - critic["realized_return"])
+        assert critic["realized_return"] == pytest.approx(evaluation["gaps"][name]["policy_return"], abs=0.5)
 
 
 @pytest.mark.skipif(CROWD_MULTI not in mfg_envs.MULTI_ENV_IDS, reason="no multi-population crowd")
