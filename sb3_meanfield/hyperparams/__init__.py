@@ -42,9 +42,10 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets, and with the affine actor:
   the learned population does not even move to the goal). SAC converges there (relative gap 0.010
   with the concatenating actor, 0.012 with the affine one): use ``--algo sac`` for the crowd models.
-- the representative agent (one learner, population synced every 500 steps) reached only relative
-  0.38 (fixed point) and 0.58 (fictitious play) on LQ with the same number of gradient steps as
-  self-play's 0.04 (concatenating ReLU actor, one seed), hence self-play by default.
+- the representative agent (one learner, population synced every 500 steps) reached relative gaps of
+  0.11-0.85 (fixed point) and 0.09-1.73 (fictitious play) on the four exactly solvable models with the same
+  number of gradient steps as self-play's 0.003-0.086 (``scripts/compare_modes.py``, one seed, BENCHMARKS.md),
+  hence self-play by default.
 """
 
 from __future__ import annotations
