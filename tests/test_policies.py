@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -256,11 +257,34 @@ def test_deepsets_is_invariant_to_the_order_of_bins():
         ({"population_arch": "64"}, "population_arch"),
         ({"population_encoder": "deepsets", "histogram_dims": 0}, "histogram_dims"),
         ({"population_scale": -1.0}, "population_scale"),
+        ({"state_indices": [1]}, "state_indices"),
+        ({"state_indices": []}, "state_indices"),
+        ({"state_indices": [-1]}, "state_indices\\[0\\]"),
     ],
 )
 def test_bad_extractor_keywords(kwargs, name):
     with pytest.raises(ValueError, match=name):
         MeanFieldExtractor(make_env().observation_space, **kwargs)
+
+
+@pytest.mark.parametrize("coupling", ["concat", "affine"])
+def test_state_indices_hide_the_other_state_entries(coupling):
+    """An extractor reading inventory and signal only (the price configs) ignores the firm's cash entirely."""
+    space = gym.make("MFGPrice-v0").observation_space
+    extractor = MeanFieldExtractor(
+        space, state_arch=[8], population_arch=[8], state_coupling=coupling, state_indices=[0, 2]
+    )
+    obs = {
+        key: th.as_tensor(np.stack([space[key].sample() for _ in range(5)])) for key in ("state", "population", "time")
+    }
+    obs["state"] = obs["state"].clamp(-3.0, 3.0)
+    with th.no_grad():
+        features = extractor(obs)
+        other_cash = extractor(dict(obs, state=obs["state"] + th.tensor([0.0, 7.0, 0.0])))
+        other_inventory = extractor(dict(obs, state=obs["state"] + th.tensor([0.5, 0.0, 0.0])))
+    th.testing.assert_close(other_cash, features)
+    assert (other_inventory - features).abs().max() > 1e-4
+    assert extractor.features_dim == {"concat": 8 + 8, "affine": (8 + 8) * (2 + 1)}[coupling]  # two state entries
 
 
 def test_extractor_needs_the_mean_field_observation():

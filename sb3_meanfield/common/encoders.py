@@ -162,6 +162,10 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         population box lies in ``[0, 1]`` (a histogram or KDE on ``k`` bins), else 1 (moments).
     :param state_coupling: ``"concat"`` (``[f_s(s, t), f_m]``) or ``"affine"`` (``vec(c(t, m) [s, 1]^T)``
         with ``c = [f_t(t), f_m]``; ``state_arch`` is then the architecture of ``f_t``).
+    :param state_indices: the entries of ``state`` the extractor reads (default: all). Leaving out an entry that
+        no reward or transition depends on (the price model's cash, whose increments are the rewards) removes
+        a spurious input: the networks then cannot depend on it. Best responses, and so the Nash gap, still
+        range over all policies.
     """
 
     def __init__(
@@ -176,8 +180,16 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         histogram_dims: int = 1,
         population_scale: float | None = None,
         state_coupling: str = "concat",
+        state_indices: Sequence[int] | None = None,
     ) -> None:
         state_dim, n_cells = self._check_space(observation_space)
+        indices = list(range(state_dim))
+        if state_indices is not None:
+            indices = [check_int(f"state_indices[{i}]", index, 0) for i, index in enumerate(state_indices)]
+            if not indices or len(set(indices)) != len(indices) or max(indices) >= state_dim:
+                accepted = f"at least one distinct integer in [0, {state_dim - 1}]"
+                raise ValueError(f"state_indices must hold {accepted}, got {state_indices!r}")
+        state_dim = len(indices)
         if state_coupling not in STATE_COUPLINGS:
             raise ValueError(f"state_coupling must be one of {STATE_COUPLINGS}, got {state_coupling!r}")
         state_arch = check_arch("state_arch", state_arch)
@@ -208,6 +220,7 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
         self.state_encoder = mlp(1 if self.affine else state_dim + 1, state_arch, activation_fn)
         self.population_encoder = population_net
+        self.state_indices = None if state_indices is None else indices
 
     @staticmethod
     def _check_space(observation_space: spaces.Space) -> tuple[int, int]:
@@ -225,6 +238,8 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: TensorDict) -> th.Tensor:
         state, time = observations["state"], observations["time"]
+        if self.state_indices is not None:
+            state = state[:, self.state_indices]
         population = self.population_encoder(observations["population"] * self.population_scale)
         if not self.affine:
             return th.cat([self.state_encoder(th.cat([state, time], dim=1)), population], dim=1)
