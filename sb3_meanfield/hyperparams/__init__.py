@@ -44,6 +44,12 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   resource model (0.026-0.14 before) (``scripts/benchmark_equilibrium.py --algos td3 --hyperparams
   noise_final_std:0.1``, BENCHMARKS.md). The noise acts on the learners only: the population plays the
   deterministic policy and the Nash gap scores it.
+- price model: the networks read inventory and signal but not cash (``state_indices=[0, 2]``,
+  :data:`PRICE_POLICY_KWARGS`). No reward or transition depends on the cash level (its increments are the
+  rewards), yet the trained TD3 actors had learned a dependence on it (d action / d cash between -0.4 and
+  +0.7 in normalized units, against 0 for the equilibrium), the largest error of the price runs: TD3 went
+  from relative gaps 0.022-0.17 to 0.028-0.036 and DDPG from 0.046-0.35 to 0.005-0.032 over 3 seeds.
+  More data (1.6M transitions: 0.037-0.16) or a batch of 1024 (0.09-1.5) had not helped.
 - crowd models: TD3 and DDPG did not converge on MFGCrowdLQ-v0 (relative gap above 1 after the
   budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets, and with the affine actor:
   the learned population does not even move to the goal). SAC converges there (relative gap 0.010
@@ -102,8 +108,12 @@ ZOO_COMMON: dict[str, Any] = {
     "train_freq": 1,
     "gradient_steps": 1,
 }
+#: The price model's networks read inventory and signal, not cash: no reward or transition depends on the cash
+#: level (its increments are the rewards), and a learned dependence on it was the price runs' largest error.
+PRICE_POLICY_KWARGS: dict[str, Any] = {**POLICY_KWARGS, "features_extractor_kwargs": {"state_indices": [0, 2]}}
 #: Per-id overrides shared by every algorithm.
 PER_ENV: dict[str, dict[str, Any]] = {
+    "MFGPrice-v0": {"policy_kwargs": PRICE_POLICY_KWARGS},
     "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
     "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
     "MFGCrowdMulti-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
