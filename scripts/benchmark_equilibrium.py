@@ -80,8 +80,8 @@ def summarize(results: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['env']} | {r['algo']} | {r['seed']} | {r['relative_gap']:.4f} | "
-            f"{r['gap']:.3g} +- {r['standard_error']:.1g} | {r.get('q_overestimation', float('nan')):+.3g} | "
-            f"{r['seconds']:.0f} | "
+            f"{r['gap']:.3g} +- {r['standard_error']:.1g} | "
+            f"{'-' if 'q_overestimation' not in r else format(r['q_overestimation'], '+.3g')} | {r['seconds']:.0f} | "
             f"{r['steps']} |"
         )
     lines += [
