@@ -53,7 +53,9 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
 - crowd models: TD3 and DDPG did not converge on MFGCrowdLQ-v0 (relative gap above 1 after the
   budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets, and with the affine actor:
   the learned population does not even move to the goal). SAC converges there (relative gap 0.010
-  with the concatenating actor, 0.012 with the affine one): use ``--algo sac`` for the crowd models.
+  with the concatenating actor, 0.012 with the affine one): use ``--algo sac`` for the crowd models. With the
+  0.1 noise floor they still fail (TD3 1.9, DDPG 2.5, seed 0): early in the episode all their actions sit at
+  the action bound (SAC's: none), where a tanh actor has no gradient left.
 - the representative agent (one learner, population synced every 500 steps) reached relative gaps of
   0.11-0.85 (fixed point) and 0.09-1.73 (fictitious play) on the four exactly solvable models with the same
   number of gradient steps as self-play's 0.003-0.086 (``scripts/compare_modes.py``, one seed, BENCHMARKS.md),
