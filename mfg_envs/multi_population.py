@@ -174,6 +174,7 @@ class MultiPopulation:
         )
         self.representation, self.kde_bandwidth = representation, kde_bandwidth
         self.last_own_mean_fields: tuple[MeanField, ...] = ()
+        self.terminal_own_mean_fields: tuple[MeanField, ...] = ()
         self._join_features()
 
     @property
@@ -229,13 +230,11 @@ class MultiPopulation:
         rewards = [member.advance(joint, noise) for member, noise in zip(self.members, noises)]
         self.last_own_mean_fields = own
         if self.done:
-            terminal = {name: member.own_terminal_mean_field() for name, member in zip(self.names, self.members)}
+            self.terminal_own_mean_fields = tuple(member.own_terminal_mean_field() for member in self.members)
+            terminal = dict(zip(self.names, self.terminal_own_mean_fields))
             rewards = [r + member.terminal_rewards(terminal) for r, member in zip(rewards, self.members)]
         self._join_features()
         return rewards
-
-    def own_terminal_mean_fields(self) -> tuple[MeanField, ...]:
-        return tuple(member.own_terminal_mean_field() for member in self.members)
 
     def observation(self, population: int, indices: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
         """Batched observations of the selected particles of ``population``: own states, all populations."""
@@ -275,7 +274,7 @@ def rollout_joint(
             returns[k] += rewards
             mean_fields[k].append(game.last_own_mean_fields[k])
             features[k].append(game.members[k].features.copy())
-    for k, terminal in enumerate(game.own_terminal_mean_fields()):
+    for k, terminal in enumerate(game.terminal_own_mean_fields):
         mean_fields[k].append(terminal)
     flows = tuple(PopulationFlow(np.stack(f), tuple(m)) for f, m in zip(features, mean_fields))
     return flows, returns
@@ -286,21 +285,36 @@ def game_of(env: Any) -> MultiPopulation:
     return core_of(env, "game", MultiPopulation, "a multi-population mfg_envs environment")
 
 
-def _best_response_returns(
-    template: MultiPopulation, flows: Sequence[PopulationFlow], k: int, n_particles: int, seed: int
-) -> np.ndarray:
-    """Returns of a ghost cohort of population ``k`` playing its exact best response against the frozen ``flows``.
+def neutral_policies(model: MultiPopulationModel) -> list[PopulationPolicy]:
+    """The neutral policy (normalized action 0) of every population."""
+    return [ConstantPolicy(np.zeros(member.action_dim)) for member in model.populations]
 
-    Every population is frozen; population ``k`` has ``n_particles`` ghosts seeded as in the original game.
-    """
-    model = template.model
-    sizes = [n_particles if j == k else 1 for j in range(len(model.names))]
-    ghosts = MultiPopulation(model, sizes, template.representation, template.kde_bandwidth)
+
+def ghost_game(
+    game: MultiPopulation, population: int, n_particles: int, flows: Sequence[PopulationFlow]
+) -> MultiPopulation:
+    """``n_particles`` agents of ``population`` (one particle for each other population) against the frozen ``flows``
+    of every population: the best-response problem of ``population``."""
+    sizes = [n_particles if j == population else 1 for j in range(len(game.members))]
+    ghosts = MultiPopulation(game.model, sizes, game.representation, game.kde_bandwidth)
     ghosts.freeze(flows)
-    best = model.best_response(k, flows).policy
-    neutral = [ConstantPolicy(np.zeros(member.action_dim)) for member in model.populations]
-    policies = [best if j == k else neutral[j] for j in range(len(model.names))]
-    return rollout_joint(ghosts, policies, seed)[1][k]
+    return ghosts
+
+
+def frozen_flows_returns(
+    game: MultiPopulation,
+    flows: Sequence[PopulationFlow],
+    population: int,
+    policy: PopulationPolicy,
+    n_agents: int,
+    seed: int,
+) -> np.ndarray:
+    """Returns of ``n_agents`` agents of ``population`` playing ``policy`` against the frozen ``flows``. Seeded as the
+    game (:func:`population_rngs`): population ``k``'s initial states and noise depend on ``seed`` only, so policies
+    compare with common random numbers."""
+    policies = neutral_policies(game.model)
+    policies[population] = policy
+    return rollout_joint(ghost_game(game, population, n_agents, flows), policies, seed)[1][population]
 
 
 def _gap_replicate(
@@ -311,7 +325,8 @@ def _gap_replicate(
     flows, policy_returns = rollout_joint(game, policies, seed)
     rows = []
     for k, returns in enumerate(policy_returns):
-        best = _best_response_returns(template, flows, k, n_particles, seed)
+        best_response = template.model.best_response(k, flows).policy
+        best = frozen_flows_returns(template, flows, k, best_response, n_particles, seed)
         rows.append([(best - returns).mean(), returns.mean(), best.mean()])
     return np.array(rows)
 
@@ -346,8 +361,7 @@ def exact_nash_gaps(
     errors = runs[:, :, 0].std(axis=0, ddof=1) / np.sqrt(n_replicates)
     scale = np.full(len(model.names), np.nan)
     if relative:
-        neutral = [ConstantPolicy(np.zeros(member.action_dim)) for member in model.populations]
-        scale = _gap_replicate(template, neutral, n_particles, seed)[:, 0]
+        scale = _gap_replicate(template, neutral_policies(model), n_particles, seed)[:, 0]
     return MultiPopulationNashGap(
         {
             name: NashGap(

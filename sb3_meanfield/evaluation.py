@@ -24,6 +24,9 @@ from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, Population
 from mfg_envs.equilibrium import NashGap, exact_nash_gap
 from sb3_meanfield.common.vec_env import SelfPlayVecEnv
 
+#: Seed offset of the evaluation after an RL best response: noise never seen in its training.
+FRESH_NOISE_OFFSET = 1_000_003
+
 
 class ModelPolicy:
     """An SB3 model as a population policy: batched observation dict -> deterministic normalized actions.
@@ -184,7 +187,7 @@ def _rl_gap(
     recorder = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
     flow, _ = rollout(recorder, policy, np.random.default_rng(seed))
     best_response = rl_best_response(template, population, flow, rl_timesteps, seed, **rl_kwargs)
-    fresh_seed = seed + 1_000_003  # evaluation noise never seen in training
+    fresh_seed = seed + FRESH_NOISE_OFFSET
     own = frozen_flow_returns(population, flow, policy, n_particles, fresh_seed)
     best = frozen_flow_returns(population, flow, ModelPolicy(best_response), n_particles, fresh_seed)
     diff = best - own

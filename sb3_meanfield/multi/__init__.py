@@ -11,7 +11,6 @@
 
 from sb3_meanfield.multi.evaluation import (
     MultiPopulationNashGapCallback,
-    frozen_flows_returns,
     multi_nash_gap,
     rl_population_best_response,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "MultiPopulationNashGapCallback",
     "MultiPopulationTrainer",
     "PopulationVecEnv",
-    "frozen_flows_returns",
     "multi_nash_gap",
     "population_envs",
     "rl_population_best_response",

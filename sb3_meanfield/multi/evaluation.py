@@ -21,51 +21,23 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from mfg_envs.core import ConstantPolicy, PopulationFlow, PopulationPolicy
+from mfg_envs.core import PopulationFlow, PopulationPolicy
 from mfg_envs.equilibrium import NashGap
 from mfg_envs.multi_env import policies_in_order
 from mfg_envs.multi_population import (
     MultiPopulation,
     MultiPopulationNashGap,
     exact_nash_gaps,
+    frozen_flows_returns,
     game_of,
+    ghost_game,
+    neutral_policies,
     rollout_joint,
 )
-from sb3_meanfield.evaluation import ModelPolicy, NashGapCallback, as_policy
+from sb3_meanfield.evaluation import FRESH_NOISE_OFFSET, ModelPolicy, NashGapCallback, as_policy
 from sb3_meanfield.multi.vec_env import PopulationVecEnv
 
 METHODS = ("exact", "rl")
-RL_EVALUATION_SEED_OFFSET = 1_000_003  # evaluation noise never seen in training (as sb3_meanfield.nash_gap)
-
-
-def _ghost_game(
-    game: MultiPopulation, population: int, n_particles: int, flows: Sequence[PopulationFlow]
-) -> MultiPopulation:
-    """``n_particles`` agents of ``population`` (one particle for each other population) against frozen ``flows``."""
-    sizes = [n_particles if j == population else 1 for j in range(len(game.members))]
-    ghosts = MultiPopulation(game.model, sizes, game.representation, game.kde_bandwidth)
-    ghosts.freeze(flows)
-    return ghosts
-
-
-def _neutral_policies(game: MultiPopulation) -> list[PopulationPolicy]:
-    return [ConstantPolicy(np.zeros(member.action_dim)) for member in game.model.populations]
-
-
-def frozen_flows_returns(
-    game: MultiPopulation,
-    flows: Sequence[PopulationFlow],
-    population: int,
-    policy: PopulationPolicy,
-    n_agents: int,
-    seed: int,
-) -> np.ndarray:
-    """Returns of ``n_agents`` agents of ``population`` playing ``policy`` against the frozen ``flows`` (seeded:
-    population ``k``'s initial states and noise depend on ``seed`` only, so policies compare with common random
-    numbers)."""
-    policies = _neutral_policies(game)
-    policies[population] = policy
-    return rollout_joint(_ghost_game(game, population, n_agents, flows), policies, seed)[1][population]
 
 
 def rl_population_best_response(
@@ -86,7 +58,7 @@ def rl_population_best_response(
     """
     game = game_of(env)
     k = game.model.index(population)
-    venv = PopulationVecEnv(_ghost_game(game, k, n_learners, flows), k)
+    venv = PopulationVecEnv(ghost_game(game, k, n_learners, flows), k)
     venv.seed(seed)
     kwargs = {"policy_kwargs": model.policy_kwargs, "gamma": 1.0, "seed": seed, "verbose": 0, **algo_kwargs}
     return type(model)(model.policy_class, venv, **kwargs).learn(total_timesteps)
@@ -132,7 +104,7 @@ def multi_nash_gap(
     result = _rl_gaps(game, population_policies, *rl)
     if not relative:
         return result
-    neutral = _rl_gaps(game, _neutral_policies(game), *rl)
+    neutral = _rl_gaps(game, neutral_policies(game.model), *rl)
     return MultiPopulationNashGap(
         {name: replace(gap, relative_gap=gap.gap / neutral.gaps[name].gap) for name, gap in result.gaps.items()}
     )
@@ -149,7 +121,7 @@ def _rl_gaps(
 ) -> MultiPopulationNashGap:
     recorder = MultiPopulation(game.model, n_particles, game.representation, game.kde_bandwidth)
     flows, _ = rollout_joint(recorder, policies, seed)
-    fresh_seed = seed + RL_EVALUATION_SEED_OFFSET
+    fresh_seed = seed + FRESH_NOISE_OFFSET
     gaps = {}
     for k, name in enumerate(game.names):  # a loop over populations: one best response each
         best_response = rl_population_best_response(templates[k], game, k, flows, rl_timesteps, seed, **rl_kwargs)
