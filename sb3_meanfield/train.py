@@ -191,10 +191,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     unknown = sorted(set(params) - known)
     if unknown:
         raise UsageError(f"unknown hyperparameter(s) {unknown} for {args.algo}")
-    env_kwargs = dict(params.pop("env_kwargs", None) or {})
-    # population size: --n-particles, else the config's n_particles, else env_kwargs', else the env default 1000
-    n_particles = params.pop("n_particles", None) or env_kwargs.get("n_particles", 1000)
-    env_kwargs.pop("n_particles", None)
+    env_kwargs, n_particles = pop_population(params)
     n_learners = params.pop("n_learners", None)
     n_timesteps = params.pop("n_timesteps", 100_000)
     callbacks = params.pop("callback", None) or []
@@ -214,14 +211,26 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "n_particles": int(args.n_particles or n_particles),
         "n_learners": args.n_learners or (None if n_learners is None else int(n_learners)),
         "env_kwargs": env_kwargs,
-        "noise": {
-            "type": params.pop("noise_type", None),
-            "std": params.pop("noise_std", None),
-            "final_std": params.pop("noise_final_std", 0.01),
-        },
+        "noise": pop_noise(params),
         "callback": callbacks,
         "policy": params.pop("policy", "MeanFieldPolicy"),
         "algo_kwargs": params,
+    }
+
+
+def pop_population(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Take ``env_kwargs`` and the population size out of a config: its ``n_particles``, else ``env_kwargs``', else
+    the env default 1000 (``--n-particles`` overrides both)."""
+    env_kwargs = dict(params.pop("env_kwargs", None) or {})
+    return env_kwargs, params.pop("n_particles", None) or env_kwargs.pop("n_particles", 1000)
+
+
+def pop_noise(params: dict[str, Any]) -> dict[str, Any]:
+    """Take the exploration keys (``noise_type``, ``noise_std``, ``noise_final_std``) out of a config."""
+    return {
+        "type": params.pop("noise_type", None),
+        "std": params.pop("noise_std", None),
+        "final_std": params.pop("noise_final_std", 0.01),
     }
 
 

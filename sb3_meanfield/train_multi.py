@@ -58,13 +58,13 @@ from sb3_meanfield.train import (
     make_run_dir,
     metric_rows,
     plain,
+    pop_noise,
+    pop_population,
     positive_int,
     section,
 )
 
 DEFAULT_ENV = "MFGLinearQuadraticMulti-v0"
-#: The exploration keys of a config (``noise_type``, ``noise_std``, ``noise_final_std``) and their defaults.
-NOISE_DEFAULTS = {"type": None, "std": None, "final_std": 0.01}
 
 
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,9 +85,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     )
     if unknown:
         raise UsageError(f"unknown hyperparameter(s) {unknown} for {args.algo}")
-    env_kwargs = dict(params.pop("env_kwargs", None) or {})
-    n_particles = params.pop("n_particles", None) or env_kwargs.pop("n_particles", 1000)
-    env_kwargs.pop("n_particles", None)
+    env_kwargs, n_particles = pop_population(params)
     n_learners = params.pop("n_learners", None) or 64
     n_timesteps = params.pop("n_timesteps", 100_000)
     switch_freq = params.pop("switch_freq", None)
@@ -104,7 +102,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "n_particles": int(args.n_particles or n_particles),
         "n_learners": int(args.n_learners or n_learners),
         "env_kwargs": env_kwargs,
-        "noise": {key: params.pop(f"noise_{key}", default) for key, default in NOISE_DEFAULTS.items()},
+        "noise": pop_noise(params),
         "callback": [callbacks] if isinstance(callbacks, (str, dict)) else list(callbacks),
         "policy": params.pop("policy", "MeanFieldPolicy"),
         "algo_kwargs": params,
