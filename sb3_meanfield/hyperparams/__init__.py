@@ -49,7 +49,8 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   rewards), yet the trained TD3 actors had learned a dependence on it (d action / d cash between -0.4 and
   +0.7 in normalized units, against 0 for the equilibrium), the largest error of the price runs: TD3 went
   from relative gaps 0.022-0.17 to 0.028-0.036 and DDPG from 0.046-0.35 to 0.005-0.032 over 3 seeds.
-  More data (1.6M transitions: 0.037-0.16) or a batch of 1024 (0.09-1.5) had not helped.
+  More data (1.6M transitions: 0.037-0.16) or a batch of 1024 (0.09-1.5) had not helped
+  (``scripts/benchmark_equilibrium.py --envs MFGPrice-v0 --algos td3 ddpg [--hyperparams ...]``).
 - crowd models: TD3 and DDPG did not converge on MFGCrowdLQ-v0 (relative gap above 1 after the
   budget with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4 or bigger nets, and with the affine actor:
   the learned population does not even move to the goal). SAC converges there (relative gap 0.010
