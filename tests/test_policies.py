@@ -145,6 +145,51 @@ def test_shared_extractor_is_the_actors():
     assert model.critic_target.features_extractor is model.actor_target.features_extractor
 
 
+# --------------------------------------------------------------------------- the actor's log barrier
+def test_action_barrier_is_added_to_the_actor_objective_only():
+    env, barrier = make_env(), 0.05
+    plain = MFTD3("MeanFieldPolicy", env, seed=0)
+    model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_barrier": barrier})
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.linspace(-0.99, 0.9, 8).unsqueeze(1)
+    with th.no_grad():
+        critics = model.critic(obs, actions)
+        expected = critics[0] + barrier * th.log(1.0 - actions * actions)
+        th.testing.assert_close(model.critic.q1_forward(obs, actions), expected)
+        # same seed, no barrier: the same networks, and the plain objective is the first critic
+        th.testing.assert_close(plain.critic(obs, actions)[0], critics[0])
+        th.testing.assert_close(plain.critic.q1_forward(obs, actions), critics[0])
+    assert model.critic_target.action_barrier == barrier
+
+
+@pytest.mark.parametrize("barrier", [0.0, 0.05])
+def test_action_barrier_pulls_a_saturated_actor_back(barrier):
+    """At a saturated tanh actor the barrier's gradient in the pre-activation is ``-2 lambda tanh(z)``; the critic's
+    alone has vanished."""
+    env = make_env()
+    model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_barrier": barrier})
+    head = [layer for layer in model.actor.mu if isinstance(layer, nn.Linear)][-1]
+    with th.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(5.0)  # z = 5: a = tanh(5) = 0.99991
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    objective = model.critic.q1_forward(obs, model.actor(obs)).mean()
+    (grad,) = th.autograd.grad(objective, head.bias)
+    np.testing.assert_allclose(grad.item(), -2.0 * barrier * np.tanh(5.0), atol=2e-3)
+
+
+def test_action_barrier_survives_save_and_load(tmp_path):
+    model = MFDDPG("MeanFieldPolicy", make_env(), policy_kwargs={"action_barrier": 0.1})
+    model.save(tmp_path / "model.zip")
+    assert MFDDPG.load(tmp_path / "model.zip").critic.action_barrier == 0.1
+
+
+@pytest.mark.parametrize("barrier", [-0.1, float("nan"), "big"])
+def test_bad_action_barrier(barrier):
+    with pytest.raises(ValueError, match="action_barrier"):
+        MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_barrier": barrier})
+
+
 # --------------------------------------------------------------------------- save / load
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_gives_identical_actions(trained, algo, tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from torch import nn
@@ -306,3 +307,39 @@ def test_tensorboard_gets_scalars_and_a_population_histogram(tmp_path):
             tags[kind] |= set(accumulator.Tags()[kind])
     assert "train/critic_loss" in tags["scalars"]
     assert "mfg/population" in tags["histograms"]
+
+
+# --------------------------------------------------------------------------- the deterministic actors stay off the bound
+class StopAfter(BaseCallback):
+    """Ends ``learn`` after ``n_calls`` env steps."""
+
+    def __init__(self, n_calls: int) -> None:
+        super().__init__()
+        self.stop_at = n_calls
+
+    def _on_step(self) -> bool:
+        return self.n_calls < self.stop_at
+
+
+def saturation_at_start(model, population: Population) -> float:
+    """Fraction of the initial states' deterministic actions within 0.02 of the action bound."""
+    cohort = Population(population.model, 500)
+    cohort.reset(np.random.default_rng(0))
+    return float((np.abs(ModelPolicy(model)(cohort.observation())) > 0.98).mean())
+
+
+@pytest.mark.parametrize(("algo", "barrier"), [("td3", 0.0), ("td3", None), ("ddpg", 0.0), ("ddpg", None)])
+def test_crowd_lq_actor_saturates_without_the_shipped_barrier(tmp_path, algo, barrier):
+    """The shipped crowd-LQ configs of TD3/DDPG carry the actor's log barrier; without it the actor's first updates
+    drive every initial action to the bound (the failure of the crowd-LQ benchmark runs), with it none is there.
+    The equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``)."""
+    config = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowdLQ-v0", "-f", str(tmp_path)]))
+    if barrier is not None:
+        config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
+    env, model, callbacks = build(config)
+    assert model.critic.action_barrier == (0.05 if barrier is None else barrier)
+    # the first 200 of the run's 12,500 env steps (learning rate and noise on their full-run schedules)
+    model.learn(config["n_timesteps"], callback=[*callbacks, StopAfter(200)])
+    assert model.num_timesteps == 200 * env.num_envs
+    saturated = saturation_at_start(model, env.get_attr("population", indices=[0])[0])
+    assert saturated < 0.05 if barrier is None else saturated > 0.9

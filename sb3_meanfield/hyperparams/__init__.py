@@ -121,6 +121,19 @@ PER_ENV: dict[str, dict[str, Any]] = {
     "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
     "MFGCrowdMulti-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
 }
+#: Weight of the log barrier on the deterministic actors' objective (``MeanFieldTD3Policy(action_barrier=...)``), and
+#: the ids that use it: those whose TD3/DDPG actors otherwise saturate at the action bound.
+ACTION_BARRIER = 0.05
+ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0",)
+
+
+def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``entries`` (an rl_zoo3 table) with ``action_barrier`` in the policy keywords of the barrier ids."""
+    for env_id in ACTION_BARRIER_ENV_IDS:
+        entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_barrier": ACTION_BARRIER}
+    return entries
+
+
 #: Self-play values shared by every algorithm and id (overrides of the rl_zoo3 entries).
 SELF_PLAY: dict[str, Any] = {
     "n_particles": 1000,

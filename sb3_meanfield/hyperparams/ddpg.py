@@ -4,8 +4,8 @@ DDPG takes TD3's values: the same policy class (one critic) and the same budget 
 model (final exact gap 0.058 against TD3's 0.052).
 """
 
-from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table
+from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table, with_action_barrier
 from sb3_meanfield.hyperparams.td3 import COMMON
 
-hyperparams = table(COMMON)
+hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)

@@ -1,6 +1,6 @@
 """TD3 hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`."""
 
-from sb3_meanfield.hyperparams import DECAYING_NOISE, ZOO_COMMON, self_play_table, table
+from sb3_meanfield.hyperparams import DECAYING_NOISE, ZOO_COMMON, self_play_table, table, with_action_barrier
 
 COMMON = {
     **ZOO_COMMON,
@@ -9,5 +9,5 @@ COMMON = {
     "noise_std": 0.1,
 }
 
-hyperparams = table(COMMON)
+hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)

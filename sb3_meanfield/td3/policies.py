@@ -6,6 +6,12 @@ features: ``mu(s, m) = tanh(W_2 relu(W_1 [f_s(s, t), f_m(m)]))`` with ``f_s`` 25
 the action: ``Q_i(s, a, m) = h_i([f_s(s, t), g_i(a), f_m(m)])`` with ``f_s`` 256, ``g_i`` 64,
 ``f_m`` 128 and the head ``h_i`` 256-128-1.
 
+``action_barrier = lambda > 0`` (TD3/DDPG) makes the actor's objective
+``Q_1(s, mu, m) + lambda sum_j log(1 - mu_j^2)``. With ``mu = tanh(z)`` the barrier's gradient in the
+pre-activation is ``-2 lambda tanh(z)``: a pull back from the action bound that, unlike the gradient of
+``Q_1`` (damped by ``1 - tanh(z)^2``), does not vanish once the actor saturates. SAC's objective has the same
+term through the log-density of its squashed Gaussian.
+
 Actor and critic have different default encoder sizes, so the policy builds their extractors from
 their own keywords (``actor_extractor_kwargs`` / ``critic_extractor_kwargs``, on top of the role
 defaults and the shared ``features_extractor_kwargs``) in :meth:`make_actor` / :meth:`make_critic`,
@@ -26,6 +32,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from mfg_envs.core import check_real
 from sb3_meanfield.common.encoders import (
     ACTOR_EXTRACTOR_DEFAULTS,
     CRITIC_EXTRACTOR_DEFAULTS,
@@ -89,9 +96,13 @@ class MeanFieldCritic(BaseModel):
     :param share_features_extractor: whether the extractor is the actor's; it is then trained by the
         actor loss only and the critic sees its features without gradient.
     :param action_encoder_arch: widths of each action encoder ``g_i``.
+    :param action_barrier: weight ``lambda >= 0`` of the log barrier that :meth:`q1_forward` (the actor's
+        objective) adds to ``Q_1``.
     """
 
     features_extractor: BaseFeaturesExtractor
+    #: Largest ``|a|`` the barrier is evaluated at (``log(1 - a^2)`` is finite there in float32).
+    BARRIER_EDGE = 1.0 - 1e-6
 
     def __init__(
         self,
@@ -105,10 +116,12 @@ class MeanFieldCritic(BaseModel):
         n_critics: int = 2,
         share_features_extractor: bool = True,
         action_encoder_arch: list[int] | None = None,
+        action_barrier: float = 0.0,
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
+        self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         action_encoder_arch = check_arch(
             "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
         )
@@ -129,10 +142,15 @@ class MeanFieldCritic(BaseModel):
         return tuple(q_net(features, actions) for q_net in self.q_networks)
 
     def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """``Q_1(s, a, m)`` only, for the actor loss ``-Q_1(s, mu(s, m), m)``: no gradient to the extractor."""
+        """The actor's objective ``Q_1(s, a, m) + lambda sum_j log(1 - a_j^2)`` (SB3's TD3 and DDPG minimize minus
+        its mean, and call it for nothing else); no gradient to the extractor."""
         with th.no_grad():
             features = self.extract_features(obs, self.features_extractor)
-        return self.q_networks[0](features, actions)
+        q_value = self.q_networks[0](features, actions)
+        if self.action_barrier == 0.0:
+            return q_value
+        inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
+        return q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
 
 
 class MeanFieldNetworksMixin:
@@ -183,7 +201,12 @@ class MeanFieldNetworksMixin:
         if features_extractor is None:
             features_extractor = self.make_extractor("critic")
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return MeanFieldCritic(**critic_kwargs, action_encoder_arch=self.action_encoder_arch).to(self.device)
+        critic_kwargs.update(action_encoder_arch=self.action_encoder_arch, **self.critic_keywords())
+        return MeanFieldCritic(**critic_kwargs).to(self.device)
+
+    def critic_keywords(self) -> dict[str, Any]:
+        """Policy-specific keywords of :class:`MeanFieldCritic` (none here)."""
+        return {}
 
     def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[PyTorchObs, bool]:
         """SB3's conversion, copied into torch's own (64-byte aligned) memory.
@@ -233,6 +256,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):
     :param n_critics: number of critics.
     :param share_features_extractor: share the actor's extractor with the critic (SB3's semantics:
         the critic then uses the actor's encoder sizes and does not train it).
+    :param action_barrier: weight ``lambda >= 0`` of the log barrier ``lambda sum_j log(1 - mu_j^2)`` added to
+        the actor's objective (module docstring); 0 (default): plain TD3/DDPG.
     """
 
     def __init__(
@@ -252,9 +277,11 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        action_barrier: float = 0.0,
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
         self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch)
+        self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         super().__init__(
             observation_space,
             action_space,
@@ -269,3 +296,9 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):
             n_critics,
             share_features_extractor,
         )
+
+    def critic_keywords(self) -> dict[str, Any]:
+        return {"action_barrier": self.action_barrier}
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "action_barrier": self.action_barrier}
