@@ -386,6 +386,11 @@ def rows_until(path: Path, step: int) -> list[str]:
     return lines[:1] + [line for line in lines[1:] if float(line.rstrip("\n").split(",")[column]) <= step]
 
 
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a run's results depend on (saved in its ``config.yaml``)."""
+    return {"mfg_envs": mfg_envs.__version__, "stable_baselines3": sb3_version, "torch": th.__version__}
+
+
 def plain(value: Any) -> Any:
     """``value`` as YAML/JSON data (classes by dotted name, numpy scalars as numbers)."""
     if isinstance(value, dict):
@@ -463,8 +468,7 @@ def train(args: argparse.Namespace) -> Path:
     model.set_logger(Logger(str(run_dir), writers))
     if restored is None:
         with (run_dir / "config.yaml").open("w") as file:
-            versions = {"mfg_envs": mfg_envs.__version__, "stable_baselines3": sb3_version, "torch": th.__version__}
-            resolved = {**config, "n_envs": env.num_envs, "arguments": vars(args), "versions": versions}
+            resolved = {**config, "n_envs": env.num_envs, "arguments": vars(args), "versions": package_versions()}
             yaml.safe_dump(plain(resolved), file, sort_keys=False)
     else:  # values recorded before the checkpoint and not yet dumped
         for key, values in restored["logger"].items():

@@ -33,7 +33,6 @@ from typing import Any
 import gymnasium as gym
 import torch as th
 import yaml
-from stable_baselines3 import __version__ as sb3_version
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
@@ -57,6 +56,7 @@ from sb3_meanfield.train import (
     make_model,
     make_run_dir,
     metric_rows,
+    package_versions,
     plain,
     pop_noise,
     pop_population,
@@ -175,9 +175,8 @@ def train(args: argparse.Namespace) -> Path:
     for name, model in zip(trainer.names, trainer.models):
         model.set_logger(Logger(str(run_dir), [StepCSVOutputFormat(str(run_dir / f"progress_{name}.csv"))]))
     with (run_dir / "config.yaml").open("w") as file:
-        versions = {"mfg_envs": mfg_envs.__version__, "stable_baselines3": sb3_version, "torch": th.__version__}
         resolved = {**config, "switch_freq": trainer.switch_freq, "populations": list(trainer.names)}
-        resolved.update(arguments=vars(args), versions=versions)
+        resolved.update(arguments=vars(args), versions=package_versions())
         yaml.safe_dump(plain(resolved), file, sort_keys=False)
     started = time.perf_counter()
     trainer.learn(config["n_timesteps"], callback=callbacks, progress_bar=not args.no_progress)

@@ -2,11 +2,13 @@
 
     OMP_NUM_THREADS=1 python scripts/benchmark_equilibrium.py [--algos ddpg td3 sac] [--seeds 0 1 2]
         [--envs MFGLinearQuadratic-v0 ...] [--workers 2] [-f runs/benchmark] [--markdown table.md]
-        [--hyperparams KEY:VALUE ...]
+        [--hyperparams KEY:VALUE ...] [--reuse]
 
 Every run is ``python -m sb3_meanfield.train --algo A --env E --seed S`` with the shipped
 hyperparameters (``sb3_meanfield.hyperparams``; ``--hyperparams`` overrides them in every run, for
-tuning), one torch thread, ``--workers`` runs at a time.
+tuning), one torch thread, ``--workers`` runs at a time. With ``--reuse`` a finished run in the log folder whose
+saved configuration and package versions match is scored instead of trained again (runs are deterministic for
+a configuration and seed).
 Each run's FINAL policy is scored by the exact Nash gap (10,000 particles, 4 replicates with common
 random numbers; no checkpoint selection). The script prints a Markdown table (relative gap, gap
 and its standard error, the critic's overestimation of the initial value (``critic_overestimation``),
@@ -24,36 +26,53 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 EXACT_ENVS = ("MFGLinearQuadratic-v0", "MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0")
 TARGETS = {"MFGLinearQuadratic-v0": 0.05}
 DEFAULT_TARGET = 0.1
 MEDIAN_TARGETS = {"MFGLinearQuadratic-v0": 0.02}
 
 
+def finished_run(folder: Path, train_args: list[str]) -> Path | None:
+    """The newest finished run in ``folder`` whose saved configuration and package versions are what ``train_args``
+    (``python -m sb3_meanfield.train`` flags) resolve to now, else ``None``: a run is deterministic for its
+    configuration and seed, so such a run is the one training again would give."""
+    from sb3_meanfield.train import package_versions, parse_args, plain, resolve_config
+
+    args = parse_args(train_args)
+    # n_envs is saved as built (the number of learners in self-play), not as configured
+    expected = {**plain(resolve_config(args)), "versions": plain(package_versions())}
+    expected.pop("n_envs")
+    runs = sorted(folder.iterdir()) if folder.is_dir() else []
+    for run_dir in reversed(runs):
+        if (run_dir / "metrics.json").is_file() and (run_dir / "config.yaml").is_file():
+            saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+            if all(saved.get(key) == value for key, value in expected.items()):
+                return run_dir
+    return None
+
+
 def run_one(
-    algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), label: str = ""
+    algo: str,
+    env_id: str,
+    seed: int,
+    log_folder: Path,
+    extra_args: tuple[str, ...] = (),
+    label: str = "",
+    reuse: bool = False,
 ) -> dict:
-    """Train one agent in a subprocess (``extra_args``: more train flags); return its evaluation from the run folder."""
+    """Train one agent in a subprocess (``extra_args``: more train flags) or, with ``reuse``, take the
+    :func:`finished_run` of the same configuration; return its evaluation from the run folder."""
     folder = log_folder / f"{env_id}_{algo}_{seed}{label}"
-    command = [
-        sys.executable,
-        "-m",
-        "sb3_meanfield.train",
-        "--algo",
-        algo,
-        "--env",
-        env_id,
-        "--seed",
-        str(seed),
-        "-f",
-        str(folder),
-        "--no-progress",
-        *extra_args,
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
-    run_dir = sorted(folder.iterdir())[-1]
+    train_args = ["--algo", algo, "--env", env_id, "--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
+    run_dir = finished_run(folder, train_args) if reuse else None
+    if run_dir is None:
+        command = [sys.executable, "-m", "sb3_meanfield.train", *train_args]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
+        run_dir = sorted(folder.iterdir())[-1]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = (run_dir / "config.yaml").read_text()
     steps = next(int(line.split(":")[1]) for line in config.splitlines() if line.startswith("n_timesteps:"))
@@ -111,12 +130,13 @@ def main() -> None:
     parser.add_argument("-f", "--log-folder", default="runs/benchmark")
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="overrides for every run")
+    parser.add_argument("--reuse", action="store_true", help="score finished runs of the same configuration again")
     args = parser.parse_args()
     jobs = [(algo, env_id, seed) for env_id in args.envs for algo in args.algos for seed in args.seeds]
     log_folder = Path(args.log_folder)
     extra = ("--hyperparams", *args.hyperparams) if args.hyperparams else ()
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: run_one(*job, log_folder, extra), jobs))
+        results = list(pool.map(lambda job: run_one(*job, log_folder, extra, reuse=args.reuse), jobs))
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
     print(table)

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python scripts/compare_algorithms.py [--envs ID ...] [--algos ddpg td3 sac] [--seeds 0 1 2]
         [--workers 2] [-f runs/compare] [--markdown table.md] [--plot compare.png] [--rl-timesteps 160000]
-        [-n STEPS]
+        [-n STEPS] [--reuse]
 
 Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.train`` (self-play) on the
 single-population ids, ``python -m sb3_meanfield.train_multi`` (one model per population, alternating) on the
@@ -17,6 +17,10 @@ multi-population ids. Its FINAL policy is scored by
 - the critic's overestimation of the initial value, ``mean Q_1(s_0, mu(s_0), m_0) - realized return`` (the
   population's Monte Carlo return under the same policy; the largest over populations): DDPG's single critic
   is expected to overestimate, TD3's clipped twin critics not.
+
+With ``--reuse``, a single-population run already in the log folder with the same configuration and package
+versions (``scripts/benchmark_equilibrium.py``'s runs, when both use one ``-f``) is scored instead of trained
+again: runs are deterministic for a configuration and seed.
 
 The script prints a Markdown table (one row per run, then the per env and algorithm medians) and draws the
 medians and every seed in one figure.
@@ -95,12 +99,14 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int) -> None:
     print(gap)
 
 
-def run(job: tuple[str, str, int], log_folder: Path, rl_timesteps: int, extra_args: tuple[str, ...]) -> dict:
+def run(
+    job: tuple[str, str, int], log_folder: Path, rl_timesteps: int, extra_args: tuple[str, ...], reuse: bool
+) -> dict:
     algo, env_id, seed = job
     if env_id in mfg_envs.MULTI_ENV_IDS:
         result = run_multi(algo, env_id, seed, log_folder, extra_args)
     else:
-        result = run_one(algo, env_id, seed, log_folder, extra_args)
+        result = run_one(algo, env_id, seed, log_folder, extra_args, reuse=reuse)
         if "gap" in result:
             result["method"] = "exact"
     if "error" in result or "relative_gap" in result:
@@ -186,6 +192,7 @@ def main() -> None:
     parser.add_argument("--plot", help="also draw the comparison to this image file")
     parser.add_argument("--rl-timesteps", type=int, default=160_000, help="RL best-response budget (no exact gap)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every run's budget (quick looks only)")
+    parser.add_argument("--reuse", action="store_true", help="single-population ids: score finished matching runs")
     parser.add_argument("--rl-gap-of", type=Path, help=argparse.SUPPRESS)  # internal: score one run folder
     args = parser.parse_args()
     if args.rl_gap_of is not None:
@@ -195,7 +202,7 @@ def main() -> None:
     log_folder = Path(args.log_folder)
     extra = ("-n", str(args.n_timesteps)) if args.n_timesteps else ()
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: run(job, log_folder, args.rl_timesteps, extra), jobs))
+        results = list(pool.map(lambda job: run(job, log_folder, args.rl_timesteps, extra, args.reuse), jobs))
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
     print(table)

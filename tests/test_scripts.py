@@ -1,0 +1,29 @@
+"""The benchmark scripts' bookkeeping (their results themselves are in BENCHMARKS.md, not tested here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch as th
+
+from sb3_meanfield.train import parse_args, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from benchmark_equilibrium import finished_run  # noqa: E402
+
+th.set_num_threads(1)
+
+
+def test_finished_run_is_found_only_for_the_same_configuration(tmp_path):
+    """``--reuse`` scores a finished run again only when the flags resolve to its saved configuration."""
+    flags = ["--algo", "td3", "--env", "MFGLinearQuadratic-v0", "--seed", "3", "-f", str(tmp_path), "--no-progress"]
+    flags += ["-n", "160", "--n-particles", "32", "--n-learners", "8", "--eval-particles", "200", "--no-figures"]
+    small = ["--hyperparams", "learning_starts:16", "batch_size:16"]
+    assert finished_run(tmp_path, flags + small) is None
+    run_dir = train(parse_args(flags + small))
+    assert finished_run(tmp_path, flags + small) == run_dir
+    assert finished_run(tmp_path, [*flags, "--hyperparams", "learning_starts:16", "batch_size:32"]) is None
+    assert finished_run(tmp_path, [*flags[:5], "4", *flags[6:], *small]) is None  # another seed
+    (run_dir / "metrics.json").unlink()  # an interrupted run is not finished
+    assert finished_run(tmp_path, flags + small) is None
