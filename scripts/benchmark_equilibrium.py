@@ -19,6 +19,7 @@ MFGLinearQuadratic-v0 with a median <= 0.02, <= 0.1 on the other exactly solvabl
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
@@ -34,16 +35,19 @@ DEFAULT_TARGET = 0.1
 MEDIAN_TARGETS = {"MFGLinearQuadratic-v0": 0.02}
 
 
-def finished_run(folder: Path, train_args: list[str]) -> Path | None:
+def finished_run(folder: Path, train_args: list[str], launcher: str = "sb3_meanfield.train") -> Path | None:
     """The newest finished run in ``folder`` whose saved configuration and package versions are what ``train_args``
-    (``python -m sb3_meanfield.train`` flags) resolve to now, else ``None``: a run is deterministic for its
-    configuration and seed, so such a run is the one training again would give."""
-    from sb3_meanfield.train import package_versions, parse_args, plain, resolve_config
+    (flags of ``python -m <launcher>``, ``sb3_meanfield.train`` or ``.train_multi``) resolve to now, else ``None``:
+    a run is deterministic for its configuration and seed, so such a run is the one training again would give."""
+    from sb3_meanfield.train import package_versions, plain
 
-    args = parse_args(train_args)
-    # n_envs is saved as built (the number of learners in self-play), not as configured
-    expected = {**plain(resolve_config(args)), "versions": plain(package_versions())}
-    expected.pop("n_envs")
+    module = importlib.import_module(launcher)
+    expected = {**plain(module.resolve_config(module.build_parser().parse_args(train_args)))}
+    expected["versions"] = plain(package_versions())
+    # saved as built, not as configured: the learners of self-play, the default length of an alternating turn
+    expected.pop("n_envs", None)
+    if expected.get("switch_freq", 0) is None:
+        expected.pop("switch_freq")
     runs = sorted(folder.iterdir()) if folder.is_dir() else []
     for run_dir in reversed(runs):
         if (run_dir / "metrics.json").is_file() and (run_dir / "config.yaml").is_file():

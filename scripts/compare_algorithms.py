@@ -18,9 +18,9 @@ multi-population ids. Its FINAL policy is scored by
   population's Monte Carlo return under the same policy; the largest over populations): DDPG's single critic
   is expected to overestimate, TD3's clipped twin critics not.
 
-With ``--reuse``, a single-population run already in the log folder with the same configuration and package
-versions (``scripts/benchmark_equilibrium.py``'s runs, when both use one ``-f``) is scored instead of trained
-again: runs are deterministic for a configuration and seed.
+With ``--reuse``, a run already in the log folder with the same configuration and package versions (for instance
+``scripts/benchmark_equilibrium.py``'s runs, when both use one ``-f``) is scored instead of trained again: runs
+are deterministic for a configuration and seed.
 
 The script prints a Markdown table (one row per run, then the per env and algorithm medians) and draws the
 medians and every seed in one figure.
@@ -40,7 +40,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from benchmark_equilibrium import run_one
+from benchmark_equilibrium import finished_run, run_one
 
 import mfg_envs
 
@@ -48,15 +48,20 @@ ALGOS = ("ddpg", "td3", "sac")
 ALL_ENVS = (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS)
 
 
-def run_multi(algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = ()) -> dict:
-    """Train one model per population in a subprocess (``extra_args``: more flags); return its final evaluation."""
+def run_multi(
+    algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), reuse: bool = False
+) -> dict:
+    """Train one model per population in a subprocess (``extra_args``: more flags) or, with ``reuse``, take the
+    finished run of the same configuration; return its final evaluation."""
     folder = log_folder / f"{env_id}_{algo}_{seed}"
-    command = [sys.executable, "-m", "sb3_meanfield.train_multi", "--algo", algo, "--env", env_id]
-    command += ["--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
-    run_dir = sorted(folder.iterdir())[-1]
+    train_args = ["--algo", algo, "--env", env_id, "--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
+    run_dir = finished_run(folder, train_args, "sb3_meanfield.train_multi") if reuse else None
+    if run_dir is None:
+        command = [sys.executable, "-m", "sb3_meanfield.train_multi", *train_args]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
+        run_dir = sorted(folder.iterdir())[-1]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     evaluation = metrics["evaluation"]
     result = {"algo": algo, "env": env_id, "seed": seed, "run_dir": str(run_dir), "seconds": metrics["train_seconds"]}
@@ -67,12 +72,17 @@ def run_multi(algo: str, env_id: str, seed: int, log_folder: Path, extra_args: t
 
 
 def rl_relative_gap(result: dict, rl_timesteps: int) -> dict:
-    """Add the RL lower bound of the relative gap of a finished run (in a subprocess: one torch thread each)."""
-    command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        return {**result, "error": completed.stderr.strip().splitlines()[-1:]}
-    return {**result, "relative_gap": float(completed.stdout.split()[-1]), "method": f"RL ({rl_timesteps})"}
+    """Add the RL lower bound of the relative gap of a finished run (in a subprocess: one torch thread each). It is
+    deterministic for the run and budget, so it is kept in the run folder (``rl_gap_<budget>.txt``) and read from
+    there next time."""
+    saved = Path(result["run_dir"]) / f"rl_gap_{rl_timesteps}.txt"
+    if not saved.is_file():
+        command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            return {**result, "error": completed.stderr.strip().splitlines()[-1:]}
+        saved.write_text(completed.stdout.split()[-1] + "\n")
+    return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps})"}
 
 
 def print_rl_gap(run_dir: Path, rl_timesteps: int) -> None:
@@ -104,7 +114,7 @@ def run(
 ) -> dict:
     algo, env_id, seed = job
     if env_id in mfg_envs.MULTI_ENV_IDS:
-        result = run_multi(algo, env_id, seed, log_folder, extra_args)
+        result = run_multi(algo, env_id, seed, log_folder, extra_args, reuse)
     else:
         result = run_one(algo, env_id, seed, log_folder, extra_args, reuse=reuse)
         if "gap" in result:
@@ -192,7 +202,7 @@ def main() -> None:
     parser.add_argument("--plot", help="also draw the comparison to this image file")
     parser.add_argument("--rl-timesteps", type=int, default=160_000, help="RL best-response budget (no exact gap)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every run's budget (quick looks only)")
-    parser.add_argument("--reuse", action="store_true", help="single-population ids: score finished matching runs")
+    parser.add_argument("--reuse", action="store_true", help="score finished runs of the same configuration again")
     parser.add_argument("--rl-gap-of", type=Path, help=argparse.SUPPRESS)  # internal: score one run folder
     args = parser.parse_args()
     if args.rl_gap_of is not None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import torch as th
 
 from sb3_meanfield.train import parse_args, train
+from sb3_meanfield.train_multi import build_parser as build_multi_parser
+from sb3_meanfield.train_multi import train as train_multi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from benchmark_equilibrium import finished_run  # noqa: E402
+from benchmark_equilibrium import finished_run
 
 th.set_num_threads(1)
 
@@ -27,3 +29,13 @@ def test_finished_run_is_found_only_for_the_same_configuration(tmp_path):
     assert finished_run(tmp_path, [*flags[:5], "4", *flags[6:], *small]) is None  # another seed
     (run_dir / "metrics.json").unlink()  # an interrupted run is not finished
     assert finished_run(tmp_path, flags + small) is None
+
+
+def test_finished_multi_population_run_is_found(tmp_path):
+    """The same for ``train_multi``, whose saved config holds the built turn length (``switch_freq``)."""
+    flags = ["--algo", "ddpg", "--env", "MFGLinearQuadraticMulti-v0", "-f", str(tmp_path), "--no-progress", "-n", "160"]
+    flags += ["--n-particles", "32", "--n-learners", "8", "--eval-particles", "200"]
+    small = ["--hyperparams", "learning_starts:16", "batch_size:16"]
+    run_dir = train_multi(build_multi_parser().parse_args(flags + small))
+    assert finished_run(tmp_path, flags + small, "sb3_meanfield.train_multi") == run_dir
+    assert finished_run(tmp_path, [*flags, "--switch-freq", "3", *small], "sb3_meanfield.train_multi") is None

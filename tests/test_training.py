@@ -309,7 +309,7 @@ def test_tensorboard_gets_scalars_and_a_population_histogram(tmp_path):
     assert "mfg/population" in tags["histograms"]
 
 
-# --------------------------------------------------------------------------- the deterministic actors stay off the bound
+# ------------------------------------------------------------------ the deterministic actors stay off the bound
 class StopAfter(BaseCallback):
     """Ends ``learn`` after ``n_calls`` env steps."""
 
