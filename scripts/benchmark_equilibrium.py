@@ -57,6 +57,24 @@ def finished_run(folder: Path, train_args: list[str], launcher: str = "sb3_meanf
     return None
 
 
+def launch(
+    launcher: str, algo: str, env_id: str, seed: int, folder: Path, extra_args: tuple[str, ...], reuse: bool
+) -> Path | str:
+    """Run ``python -m <launcher>`` for one (algorithm, env, seed) into ``folder`` (``extra_args``: more flags) or,
+    with ``reuse``, take the :func:`finished_run` of the same configuration; return the run folder, or the error's
+    last line."""
+    train_args = ["--algo", algo, "--env", env_id, "--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
+    run_dir = finished_run(folder, train_args, launcher) if reuse else None
+    if run_dir is not None:
+        return run_dir
+    completed = subprocess.run(
+        [sys.executable, "-m", launcher, *train_args], capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        return (completed.stderr.strip().splitlines() or ["no output"])[-1]
+    return sorted(folder.iterdir())[-1]
+
+
 def run_one(
     algo: str,
     env_id: str,
@@ -66,17 +84,11 @@ def run_one(
     label: str = "",
     reuse: bool = False,
 ) -> dict:
-    """Train one agent in a subprocess (``extra_args``: more train flags) or, with ``reuse``, take the
-    :func:`finished_run` of the same configuration; return its evaluation from the run folder."""
+    """Train one agent (:func:`launch` of ``sb3_meanfield.train``); return its evaluation from the run folder."""
     folder = log_folder / f"{env_id}_{algo}_{seed}{label}"
-    train_args = ["--algo", algo, "--env", env_id, "--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
-    run_dir = finished_run(folder, train_args) if reuse else None
-    if run_dir is None:
-        command = [sys.executable, "-m", "sb3_meanfield.train", *train_args]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
-        run_dir = sorted(folder.iterdir())[-1]
+    run_dir = launch("sb3_meanfield.train", algo, env_id, seed, folder, extra_args, reuse)
+    if isinstance(run_dir, str):
+        return {"algo": algo, "env": env_id, "seed": seed, "error": run_dir}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = (run_dir / "config.yaml").read_text()
     steps = next(int(line.split(":")[1]) for line in config.splitlines() if line.startswith("n_timesteps:"))

@@ -40,7 +40,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from benchmark_equilibrium import finished_run, run_one
+from benchmark_equilibrium import launch, run_one
 
 import mfg_envs
 
@@ -51,17 +51,12 @@ ALL_ENVS = (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS)
 def run_multi(
     algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), reuse: bool = False
 ) -> dict:
-    """Train one model per population in a subprocess (``extra_args``: more flags) or, with ``reuse``, take the
-    finished run of the same configuration; return its final evaluation."""
-    folder = log_folder / f"{env_id}_{algo}_{seed}"
-    train_args = ["--algo", algo, "--env", env_id, "--seed", str(seed), "-f", str(folder), "--no-progress", *extra_args]
-    run_dir = finished_run(folder, train_args, "sb3_meanfield.train_multi") if reuse else None
-    if run_dir is None:
-        command = [sys.executable, "-m", "sb3_meanfield.train_multi", *train_args]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            return {"algo": algo, "env": env_id, "seed": seed, "error": completed.stderr.strip().splitlines()[-1:]}
-        run_dir = sorted(folder.iterdir())[-1]
+    """Train one model per population (``launch`` of ``sb3_meanfield.train_multi``); return its final evaluation."""
+    run_dir = launch(
+        "sb3_meanfield.train_multi", algo, env_id, seed, log_folder / f"{env_id}_{algo}_{seed}", extra_args, reuse
+    )
+    if isinstance(run_dir, str):
+        return {"algo": algo, "env": env_id, "seed": seed, "error": run_dir}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     evaluation = metrics["evaluation"]
     result = {"algo": algo, "env": env_id, "seed": seed, "run_dir": str(run_dir), "seconds": metrics["train_seconds"]}
@@ -80,7 +75,7 @@ def rl_relative_gap(result: dict, rl_timesteps: int) -> dict:
         command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
-            return {**result, "error": completed.stderr.strip().splitlines()[-1:]}
+            return {**result, "error": (completed.stderr.strip().splitlines() or ["no output"])[-1]}
         saved.write_text(completed.stdout.split()[-1] + "\n")
     return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps})"}
 
