@@ -16,9 +16,16 @@ from torch import nn
 import mfg_envs
 from mfg_envs.core import ConstantPolicy, Population, rollout
 from sb3_meanfield import ModelPolicy
-from sb3_meanfield.common.callbacks import MeanFieldMonitor, MixturePolicy, PopulationSyncCallback, probe_observations
+from sb3_meanfield.common.callbacks import (
+    ActionBarrierSchedule,
+    MeanFieldMonitor,
+    MixturePolicy,
+    PopulationSyncCallback,
+    probe_observations,
+)
 from sb3_meanfield.common.vec_env import SelfPlayVecEnv
 from sb3_meanfield.ddpg import MFDDPG
+from sb3_meanfield.hyperparams import ACTION_BARRIER
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
 from sb3_meanfield.train import build, parse_args, resolve_config, train
@@ -334,12 +341,47 @@ def test_crowd_lq_actor_saturates_without_the_shipped_barrier(tmp_path, algo, ba
     drive every initial action to the bound (the failure of the crowd-LQ benchmark runs), with it none is there.
     The equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``)."""
     config = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowdLQ-v0", "-f", str(tmp_path)]))
-    if barrier is not None:
+    if barrier is not None:  # plain TD3/DDPG: no barrier and no schedule
         config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
+        config["callback"] = [entry for entry in config["callback"] if "ActionBarrierSchedule" not in str(entry)]
     env, model, callbacks = build(config)
-    assert model.critic.action_barrier == (0.05 if barrier is None else barrier)
+    assert any(isinstance(callback, ActionBarrierSchedule) for callback in callbacks) == (barrier is None)
+    assert model.critic.action_barrier == (ACTION_BARRIER if barrier is None else barrier)
     # the first 200 of the run's 12,500 env steps (learning rate and noise on their full-run schedules)
     model.learn(config["n_timesteps"], callback=[*callbacks, StopAfter(200)])
     assert model.num_timesteps == 200 * env.num_envs
     saturated = saturation_at_start(model, env.get_attr("population", indices=[0])[0])
     assert saturated < 0.05 if barrier is None else saturated > 0.9
+
+
+class RecordBarrier(BaseCallback):
+    """The critic's barrier at every env step, with SB3's progress."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[float, float]] = []
+
+    def _on_step(self) -> bool:
+        self.rows.append((1.0 - self.model._current_progress_remaining, self.model.critic.action_barrier))
+        return True
+
+
+def test_action_barrier_schedule_decays_linearly_with_the_progress():
+    env = mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10)
+    model = MFTD3(
+        "MeanFieldPolicy", env, policy_kwargs={**SMALL_POLICY, "action_barrier": 0.2}, learning_starts=10, seed=0
+    )
+    record = RecordBarrier()
+    model.learn(100, callback=[ActionBarrierSchedule(final_barrier=0.02), record])
+    progress, barrier = np.array(record.rows).T
+    np.testing.assert_allclose(progress, np.arange(100) / 100)  # SB3 updates the progress after the callbacks
+    np.testing.assert_allclose(barrier, 0.2 - 0.18 * progress, rtol=1e-12)
+    assert model.policy.action_barrier == 0.2  # the configured start, saved with the model
+
+
+def test_action_barrier_schedule_needs_a_barrier_policy():
+    with pytest.raises(ValueError, match="final_barrier"):
+        ActionBarrierSchedule(final_barrier=-1.0)
+    model = MFSAC("MeanFieldPolicy", mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10), learning_starts=10)
+    with pytest.raises(ValueError, match="MeanFieldTD3Policy"):
+        model.learn(20, callback=ActionBarrierSchedule(final_barrier=0.0))

@@ -4,8 +4,9 @@
   population of the env follows a frozen copy of the learner's actor (fixed-point iteration) or the
   average of all copies so far (fictitious play).
 - :class:`MeanFieldMonitor`: the convergence criteria of the design, logged under ``mfg/``.
+- :class:`ActionBarrierSchedule`: decays the deterministic actor's log barrier over the run.
 
-Both need an off-policy actor-critic model with ``model.actor`` (and ``model.critic`` for the
+All need an off-policy actor-critic model with ``model.actor`` (and ``model.critic`` for the
 monitor), as SB3's DDPG, TD3 and SAC and their mean field versions have.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, rollout
+from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, check_real, rollout
 from sb3_meanfield.evaluation import ModelPolicy
 
 SYNC_MODES = ("fixed_point", "fictitious_play")
@@ -188,3 +189,37 @@ class MeanFieldMonitor(BaseCallback):
         if self.verbose:
             print(f"step {self.num_timesteps}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         return values
+
+
+class ActionBarrierSchedule(BaseCallback):
+    """Decays the log barrier of a TD3/DDPG actor's objective (``MeanFieldTD3Policy(action_barrier=lambda_0)``)
+    linearly to ``final_barrier`` over the run:
+
+    ``lambda = lambda_0 + (lambda_final - lambda_0) p``, ``p = 1 - progress_remaining`` (SB3's fraction of
+    ``learn``'s steps done, the one its learning-rate schedules use), logged as ``train/action_barrier``.
+
+    A strong barrier early keeps the untrained critic from driving the actor to the bound; a weak one at the end
+    keeps the final policy's tilt toward 0 small. The value set on ``model.critic`` is a function of the progress
+    alone, so a resumed run follows the same schedule.
+    """
+
+    def __init__(self, final_barrier: float, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.final_barrier = check_real("final_barrier", final_barrier, 0.0)
+
+    def _on_training_start(self) -> None:
+        policy_barrier = getattr(self.model.policy, "action_barrier", None)
+        if policy_barrier is None or not hasattr(self.model, "critic"):
+            raise ValueError("ActionBarrierSchedule needs a MeanFieldTD3Policy model (MFTD3 or MFDDPG)")
+        self.initial_barrier = float(policy_barrier)
+        self._set_barrier()
+
+    def _on_step(self) -> bool:
+        self._set_barrier()
+        return True
+
+    def _set_barrier(self) -> None:
+        done = 1.0 - self.model._current_progress_remaining
+        barrier = self.initial_barrier + (self.final_barrier - self.initial_barrier) * done
+        self.model.critic.action_barrier = barrier
+        self.logger.record("train/action_barrier", barrier)

@@ -121,16 +121,20 @@ PER_ENV: dict[str, dict[str, Any]] = {
     "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
     "MFGCrowdMulti-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
 }
-#: Weight of the log barrier on the deterministic actors' objective (``MeanFieldTD3Policy(action_barrier=...)``), and
-#: the ids that use it: those whose TD3/DDPG actors otherwise saturate at the action bound.
-ACTION_BARRIER = 0.05
+#: The log barrier on the deterministic actors' objective (``MeanFieldTD3Policy(action_barrier=...)``), decayed
+#: linearly over the run (:class:`~sb3_meanfield.common.callbacks.ActionBarrierSchedule`), and the ids that use
+#: it: those whose TD3/DDPG actors otherwise saturate at the action bound.
+ACTION_BARRIER = 0.2
+FINAL_ACTION_BARRIER = 0.1
 ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0",)
 
 
 def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) with ``action_barrier`` in the policy keywords of the barrier ids."""
+    """``entries`` (an rl_zoo3 table) with the decaying action barrier on the barrier ids."""
+    schedule = {"sb3_meanfield.common.callbacks.ActionBarrierSchedule": {"final_barrier": FINAL_ACTION_BARRIER}}
     for env_id in ACTION_BARRIER_ENV_IDS:
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_barrier": ACTION_BARRIER}
+        entries[env_id]["callback"] = [*entries[env_id]["callback"], schedule]
     return entries
 
 
