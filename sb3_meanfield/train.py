@@ -302,7 +302,7 @@ def make_callbacks(entries: list[Any]) -> list[BaseCallback]:
 
 def make_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
     algo_class = import_name(config["algo_class"])
-    kwargs = dict(config["algo_kwargs"])
+    kwargs = deepcopy(config["algo_kwargs"])  # SB3 writes into the policy_kwargs it is given (DDPG: n_critics)
     if "learning_rate" in kwargs:
         kwargs["learning_rate"] = schedule(kwargs["learning_rate"])
     if isinstance(kwargs.get("train_freq"), list):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch as th
 
 from sb3_meanfield.train import parse_args, train
@@ -17,9 +18,10 @@ from benchmark_equilibrium import finished_run
 th.set_num_threads(1)
 
 
-def test_finished_run_is_found_only_for_the_same_configuration(tmp_path):
+@pytest.mark.parametrize("algo", ["td3", "ddpg"])
+def test_finished_run_is_found_only_for_the_same_configuration(tmp_path, algo):
     """``--reuse`` scores a finished run again only when the flags resolve to its saved configuration."""
-    flags = ["--algo", "td3", "--env", "MFGLinearQuadratic-v0", "--seed", "3", "-f", str(tmp_path), "--no-progress"]
+    flags = ["--algo", algo, "--env", "MFGLinearQuadratic-v0", "--seed", "3", "-f", str(tmp_path), "--no-progress"]
     flags += ["-n", "160", "--n-particles", "32", "--n-learners", "8", "--eval-particles", "200", "--no-figures"]
     small = ["--hyperparams", "learning_starts:16", "batch_size:16"]
     assert finished_run(tmp_path, flags + small) is None
