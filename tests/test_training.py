@@ -335,12 +335,15 @@ def saturation_at_start(model, population: Population) -> float:
     return float((np.abs(ModelPolicy(model)(cohort.observation())) > 0.98).mean())
 
 
-@pytest.mark.parametrize(("algo", "barrier"), [("td3", 0.0), ("td3", None), ("ddpg", 0.0), ("ddpg", None)])
-def test_crowd_lq_actor_saturates_without_the_shipped_barrier(tmp_path, algo, barrier):
-    """The shipped crowd-LQ configs of TD3/DDPG carry the actor's log barrier; without it the actor's first updates
-    drive every initial action to the bound (the failure of the crowd-LQ benchmark runs), with it none is there.
-    The equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``)."""
-    config = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowdLQ-v0", "-f", str(tmp_path)]))
+@pytest.mark.parametrize(
+    ("algo", "env_id"), [("td3", "MFGCrowdLQ-v0"), ("ddpg", "MFGCrowdLQ-v0"), ("td3", "MFGCrowd-v0")]
+)
+@pytest.mark.parametrize("barrier", [0.0, None])
+def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_id, barrier):
+    """The shipped crowd configs of TD3/DDPG carry the actor's log barrier; without it the actor's first updates
+    drive every initial action to the bound (the failure of the crowd benchmark runs), with it none is there.
+    The crowd-LQ equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``)."""
+    config = resolve_config(parse_args(["--algo", algo, "--env", env_id, "-f", str(tmp_path)]))
     if barrier is not None:  # plain TD3/DDPG: no barrier and no schedule
         config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
         config["callback"] = [entry for entry in config["callback"] if "ActionBarrierSchedule" not in str(entry)]
