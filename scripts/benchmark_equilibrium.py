@@ -72,7 +72,9 @@ def launch(
     )
     if completed.returncode != 0:
         return (completed.stderr.strip().splitlines() or ["no output"])[-1]
-    return sorted(folder.iterdir())[-1]
+    # the folder this run printed, not the newest in ``folder``: another process may be writing one there
+    printed = next(line for line in completed.stdout.splitlines() if line.startswith("run folder: "))
+    return Path(printed.removeprefix("run folder: ").split(" (figures in ")[0])
 
 
 def run_one(

@@ -67,9 +67,10 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   three seeds of the shipped schedule are in BENCHMARKS.md. SAC needs no barrier.
 - walled crowd (MFGCrowd-v0), TD3 and DDPG: their actors sat at the bound too (every initial action after 400
   env steps), and the RL lower bounds of their relative gaps were 1.4-3.3 (TD3) and 1.7-3.7 (DDPG) over 3 seeds
-  (``scripts/compare_algorithms.py --envs MFGCrowd-v0`` before the change). With the same barrier schedule TD3
-  seed 0 went from 2.6 to -1.3 (the RL best response found no better deviation in 160,000 transitions), so the
-  walled crowd uses it too. The two-population crowd does not yet: the schedule callback needs one model, and
+  (``scripts/compare_algorithms.py --envs MFGCrowd-v0`` before the change). With the same barrier schedule
+  DDPG's went to -1.5 to -0.97 (negative: the RL best response found no better deviation in 160,000
+  transitions) and TD3's to -1.3, 2.1 and 1.2 (seeds 0 / 1 / 2), so the walled crowd uses it too; TD3 there is
+  still far from SAC (-0.16 to 0.65). The two-population crowd does not yet: the schedule callback needs one model, and
   the multi-population trainer stands in for several.
 - the representative agent (one learner, population synced every 500 steps) reached relative gaps of
   0.11-0.85 (fixed point) and 0.09-1.73 (fictitious play) on the four exactly solvable models with the same
