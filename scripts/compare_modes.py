@@ -12,7 +12,7 @@ exploration (TD3: Gaussian noise decaying from 0.2 to 0.02; SAC: its entropy bon
   the population set to a frozen copy of the learner every 500 steps;
 - ``fictitious play``: the same, the population the mixture of all frozen copies.
 
-Each env uses the algorithm its configs recommend (SAC on MFGCrowdLQ-v0, TD3 elsewhere).
+Each env uses TD3, except SAC on MFGCrowdLQ-v0 (chosen when TD3 still failed there, before the action barrier).
 """
 
 from __future__ import annotations
