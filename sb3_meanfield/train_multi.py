@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +115,7 @@ def build(config: dict[str, Any]) -> tuple[MultiPopulationTrainer, list[BaseCall
         venvs = population_envs(env, config["n_learners"])
     except (TypeError, ValueError) as error:
         raise UsageError(f"invalid environment settings for {config['env']}: {error}") from None
-    # deep copies: SB3 writes into the policy_kwargs it is given
-    models = [make_model(deepcopy({**config, "seed": config["seed"] + k}), venv) for k, venv in enumerate(venvs)]
+    models = [make_model({**config, "seed": config["seed"] + k}, venv) for k, venv in enumerate(venvs)]
     try:
         trainer = MultiPopulationTrainer(models, config["mode"], config["switch_freq"])
     except ValueError as error:
