@@ -53,19 +53,20 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   (``scripts/benchmark_equilibrium.py --envs MFGPrice-v0 --algos td3 ddpg [--hyperparams ...]``).
 - crowd-LQ, TD3 and DDPG: without help they did not converge on MFGCrowdLQ-v0 (relative gaps 1.9 and 2.5 with
   the 0.1 noise floor; above 1 with Gaussian noise 0.1 or 0.2, OU noise, lr 3e-4, bigger nets, either actor).
-  Within the first 100 gradient steps the untrained critic drives every initial action to the bound (the
+  Within the first 200 env steps the untrained critic drives every initial action to the bound (the
   equilibrium's lie near 0.5), where a tanh actor has no gradient left (SAC's actions never sat there: its
   objective has the squashed Gaussian's log-density). The fix is a log barrier on the actor's objective,
   ``Q_1 + lambda sum_j log(1 - mu_j^2)`` (``MeanFieldTD3Policy(action_barrier=...)``), decayed from 0.2 to 0.1
   over the run (:class:`~sb3_meanfield.common.callbacks.ActionBarrierSchedule`). Measured, relative gaps of the
   final policy (``scripts/benchmark_equilibrium.py --envs MFGCrowdLQ-v0 --algos td3 ddpg``; single runs with
-  ``python -m sb3_meanfield.train --algo td3 --env MFGCrowdLQ-v0 --seed 2 --hyperparams "callback:[...]"`` with
-  the schedule's ``final_barrier`` changed): a constant 0.05 gave TD3 0.018 / 0.044 / 0.18 and DDPG 0.027 /
-  0.41 / 0.025 (seeds 0 / 1 / 2; both misses oscillate between 0.1 and 1 all run); 0.2 to 0.02 brought DDPG
+  ``python -m sb3_meanfield.train --algo td3 --env MFGCrowdLQ-v0 --seed 2 --hyperparams "callback:[...]"``, the
+  list being the config's callbacks with the schedule's ``final_barrier`` changed): a constant 0.05 gave TD3
+  0.018 / 0.044 / 0.18 and DDPG 0.027 / 0.41 / 0.025 (seeds 0 / 1 / 2; both misses oscillate between 0.1
+  and 1 all run); 0.2 to 0.02 brought DDPG
   seed 1 to 0.011 but TD3 seed 2 to 0.31 (stable near 0.1 until the barrier fell below about 0.05, then
   worse); a constant 0.2 gave TD3 seed 2 0.062 (the barrier's tilt toward 0) and 0.2 to 0.1 gave 0.032. The
   three seeds of the shipped schedule are in BENCHMARKS.md. SAC needs no barrier.
-- walled crowd (MFGCrowd-v0), TD3 and DDPG: their actors sat at the bound too (every initial action after 400
+- walled crowd (MFGCrowd-v0), TD3 and DDPG: their actors sat at the bound too (every initial action after 200
   env steps), and the RL lower bounds of their relative gaps were 1.4-3.3 (TD3) and 1.7-3.7 (DDPG) over 3 seeds
   (``scripts/compare_algorithms.py --envs MFGCrowd-v0`` before the change). With the same barrier schedule
   DDPG's went to -1.5 to -0.97 (negative: the RL best response found no better deviation in 160,000
