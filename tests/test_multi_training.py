@@ -17,6 +17,7 @@ import mfg_envs
 from mfg_envs.core import ConstantPolicy
 from mfg_envs.multi_population import MultiPopulation, exact_nash_gaps, population_rngs
 from sb3_meanfield import MFDDPG, MFSAC, MFTD3, ModelPolicy
+from sb3_meanfield.common.callbacks import ActionBarrierSchedule
 from sb3_meanfield.multi import (
     MODES,
     MultiPopulationNashGapCallback,
@@ -26,7 +27,7 @@ from sb3_meanfield.multi import (
     population_envs,
     step_populations,
 )
-from sb3_meanfield.train_multi import build_parser, main, resolve_config
+from sb3_meanfield.train_multi import build, build_parser, main, resolve_config
 
 th.set_num_threads(1)
 
@@ -166,18 +167,25 @@ def test_every_population_follows_its_own_live_model(mode):
         np.testing.assert_allclose(game.members[k].last_actions[:4], game.model.populations[k].action_bound * 0.25)
 
 
+class StopAfter(BaseCallback):
+    """Ends training after ``n_calls`` env steps of the game."""
+
+    def __init__(self, n_calls: int) -> None:
+        super().__init__()
+        self.stop_at = n_calls
+
+    def _on_step(self) -> bool:
+        return self.n_calls < self.stop_at
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_training_is_reproducible_and_a_callback_can_stop_it(mode):
-    class StopAfter(BaseCallback):
-        def _on_step(self):
-            return self.n_calls < 7
-
     first = tiny_trainer(MFSAC, mode).learn(48)  # SB3 seeds the global generators when it builds a model
     second = tiny_trainer(MFSAC, mode).learn(48)
     for a, b in zip(first.models, second.models):
         for p, q in zip(a.policy.parameters(), b.policy.parameters()):
             assert th.equal(p, q)
-    stopped = tiny_trainer(MFSAC, mode).learn(48, callback=StopAfter())
+    stopped = tiny_trainer(MFSAC, mode).learn(48, callback=StopAfter(7))
     assert stopped.num_env_steps == 7
 
 
@@ -187,6 +195,55 @@ def test_alternating_turns_keep_the_schedules_on_the_whole_budget():
     for model in trainer.models:
         assert model._total_timesteps == 48
         assert model._current_progress_remaining == pytest.approx(0.0)
+
+
+class RecordBarriers(BaseCallback):
+    """Every model's progress and critic barrier at every env step of the game."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[float, float]]] = []
+
+    def _on_step(self) -> bool:
+        self.rows.append([(1.0 - m._current_progress_remaining, m.critic.action_barrier) for m in self.model.models])
+        return True
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_action_barrier_schedule_follows_each_population_progress(mode):
+    """Every population's model decays its own barrier on its own progress (in alternating turns they differ)."""
+    policy = {**SMALL_POLICY, "action_barrier": 0.2}
+    trainer = tiny_trainer(MFTD3, mode, policy_kwargs=policy)
+    trainer.set_logger(Logger(None, []))
+    record = RecordBarriers()
+    trainer.learn(48, callback=[ActionBarrierSchedule(final_barrier=0.02), record])
+    progress, barrier = np.array(record.rows).transpose(2, 0, 1)  # (quantity, env step, population)
+    np.testing.assert_allclose(barrier, 0.2 - 0.18 * progress, rtol=1e-12)
+    assert progress[-1].min() > 0.9 and barrier[-1].max() < 0.04
+    if mode == "alternating":  # red's turn first: red has progressed, blue not yet
+        assert progress[2, 0] > 0 and progress[2, 1] == 0
+    logged = {name: trainer.logger.name_to_value[f"train/action_barrier/{name}"] for name in trainer.names}
+    np.testing.assert_allclose(list(logged.values()), barrier[-1])
+
+
+def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
+    """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 actors go to
+    the action bound on every initial state; the shipped barrier schedule keeps them all off it."""
+    cohort = MultiPopulation(tiny_game(env_id=CROWD_MULTI).model, 500)
+    cohort.reset(population_rngs(0, 2))
+    saturation = {}
+    for barrier in (0.0, None):
+        config = resolve_config(build_parser().parse_args(["--algo", "td3", "--env", CROWD_MULTI, "-f", str(tmp_path)]))
+        if barrier is not None:  # plain TD3: no barrier and no schedule
+            config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
+            config["callback"] = []
+        trainer, callbacks = build(config)
+        assert [type(c) for c in callbacks] == ([] if barrier is not None else [ActionBarrierSchedule])
+        trainer.learn(config["n_timesteps"], callback=[*callbacks, StopAfter(400)])
+        assert [model.num_timesteps for model in trainer.models] == [200 * 64] * 2
+        actions = [ModelPolicy(model)(cohort.observation(k)) for k, model in enumerate(trainer.models)]
+        saturation[barrier] = [float((np.abs(a) > 0.98).mean()) for a in actions]
+    assert min(saturation[0.0]) > 0.9 and max(saturation[None]) < 0.05, saturation
 
 
 # --------------------------------------------------------------------------- Nash gaps
@@ -266,7 +323,10 @@ def test_every_algorithm_ships_hyperparameters_for_every_multi_id(algo):
         resolved = resolve_config(build_parser().parse_args(["--algo", algo, "--env", env_id]))
         assert (resolved["n_learners"], resolved["n_particles"]) == (64, 1000)
         names = [next(iter(entry)) for entry in resolved["callback"]]
-        assert names == (["sb3_meanfield.MultiPopulationNashGapCallback"] if env_id == LQM else [])
+        if env_id == LQM:
+            assert names == ["sb3_meanfield.MultiPopulationNashGapCallback"]
+        else:  # the deterministic actors' barrier, as on the one-population crowd
+            assert names == ([] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"])
 
 
 BAD_ARGUMENTS = {

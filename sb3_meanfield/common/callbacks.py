@@ -200,7 +200,9 @@ class ActionBarrierSchedule(BaseCallback):
 
     A strong barrier early keeps the untrained critic from driving the actor to the bound; a weak one at the end
     keeps the final policy's tilt toward 0 small. The value set on ``model.critic`` is a function of the progress
-    alone, so a resumed run follows the same schedule.
+    alone, so a resumed run follows the same schedule. With a
+    :class:`~sb3_meanfield.multi.MultiPopulationTrainer` every population's model follows the schedule on its own
+    progress, logged as ``train/action_barrier/<population>``.
     """
 
     def __init__(self, final_barrier: float, verbose: int = 0) -> None:
@@ -208,18 +210,20 @@ class ActionBarrierSchedule(BaseCallback):
         self.final_barrier = check_real("final_barrier", final_barrier, 0.0)
 
     def _on_training_start(self) -> None:
-        policy_barrier = getattr(self.model.policy, "action_barrier", None)
-        if policy_barrier is None or not hasattr(self.model, "critic"):
-            raise ValueError("ActionBarrierSchedule needs a MeanFieldTD3Policy model (MFTD3 or MFDDPG)")
-        self.initial_barrier = float(policy_barrier)
-        self._set_barrier()
+        models = getattr(self.model, "models", None)
+        self.targets = dict(zip(self.model.names, models)) if models is not None else {"": self.model}
+        if any(getattr(model.policy, "action_barrier", None) is None for model in self.targets.values()):
+            raise ValueError("ActionBarrierSchedule needs MeanFieldTD3Policy models (MFTD3 or MFDDPG)")
+        self.initial_barriers = {name: float(model.policy.action_barrier) for name, model in self.targets.items()}
+        self._set_barriers()
 
     def _on_step(self) -> bool:
-        self._set_barrier()
+        self._set_barriers()
         return True
 
-    def _set_barrier(self) -> None:
-        done = 1.0 - self.model._current_progress_remaining
-        barrier = self.initial_barrier + (self.final_barrier - self.initial_barrier) * done
-        self.model.critic.action_barrier = barrier
-        self.logger.record("train/action_barrier", barrier)
+    def _set_barriers(self) -> None:
+        for name, model in self.targets.items():
+            done = 1.0 - model._current_progress_remaining
+            barrier = self.initial_barriers[name] + (self.final_barrier - self.initial_barriers[name]) * done
+            model.critic.action_barrier = barrier
+            self.logger.record(f"train/action_barrier/{name}" if name else "train/action_barrier", barrier)

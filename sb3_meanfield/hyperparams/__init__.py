@@ -142,7 +142,7 @@ PER_ENV: dict[str, dict[str, Any]] = {
 #: it: those whose TD3/DDPG actors otherwise saturate at the action bound.
 ACTION_BARRIER = 0.2
 FINAL_ACTION_BARRIER = 0.1
-ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0", "MFGCrowd-v0")
+ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0")
 
 
 def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
