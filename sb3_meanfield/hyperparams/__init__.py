@@ -58,9 +58,15 @@ self-play; the table with 3 seeds per algorithm is in BENCHMARKS.md, made by
   objective has the squashed Gaussian's log-density). The fix is a log barrier on the actor's objective,
   ``Q_1 + lambda sum_j log(1 - mu_j^2)`` (``MeanFieldTD3Policy(action_barrier=...)``), decayed from 0.2 to 0.1
   over the run (:class:`~sb3_meanfield.common.callbacks.ActionBarrierSchedule`). Measured, relative gaps of the
-  final policy (``scripts/benchmark_equilibrium.py --envs MFGCrowdLQ-v0 --algos td3 ddpg``; single runs with
-  ``python -m sb3_meanfield.train --algo td3 --env MFGCrowdLQ-v0 --seed 2 --hyperparams "callback:[...]"``, the
-  list being the config's callbacks with the schedule's ``final_barrier`` changed): a constant 0.05 gave TD3
+  final policy (``scripts/benchmark_equilibrium.py --envs MFGCrowdLQ-v0 --algos td3 ddpg``; the other schedules
+  as single runs with the config's callbacks and another ``final_barrier``, e.g. for 0.2 to 0.02::
+
+      python -m sb3_meanfield.train --algo td3 --env MFGCrowdLQ-v0 --seed 2 --hyperparams "callback:[
+          {'sb3_meanfield.common.callbacks.MeanFieldMonitor': {'check_freq': 1000}},
+          {'sb3_meanfield.NashGapCallback': {'eval_freq': 1000, 'n_particles': 2000}},
+          {'sb3_meanfield.common.callbacks.ActionBarrierSchedule': {'final_barrier': 0.02}}]"
+
+  and a constant barrier as ``final_barrier`` equal to the policy's ``action_barrier``): a constant 0.05 gave TD3
   0.018 / 0.044 / 0.18 and DDPG 0.027 / 0.41 / 0.025 (seeds 0 / 1 / 2; both misses oscillate between 0.1
   and 1 all run); 0.2 to 0.02 brought DDPG
   seed 1 to 0.011 but TD3 seed 2 to 0.31 (stable near 0.1 until the barrier fell below about 0.05, then
