@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from helpers import StopAfter
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
@@ -165,17 +166,6 @@ def test_every_population_follows_its_own_live_model(mode):
             physical = member.model.physical_action(states[j][rows], expected)
             np.testing.assert_allclose(member.last_actions[rows], physical, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(game.members[k].last_actions[:4], game.model.populations[k].action_bound * 0.25)
-
-
-class StopAfter(BaseCallback):
-    """Ends training after ``n_calls`` env steps of the game."""
-
-    def __init__(self, n_calls: int) -> None:
-        super().__init__()
-        self.stop_at = n_calls
-
-    def _on_step(self) -> bool:
-        return self.n_calls < self.stop_at
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
+from helpers import StopAfter
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
@@ -317,17 +318,6 @@ def test_tensorboard_gets_scalars_and_a_population_histogram(tmp_path):
 
 
 # ------------------------------------------------------------------ the deterministic actors stay off the bound
-class StopAfter(BaseCallback):
-    """Ends ``learn`` after ``n_calls`` env steps."""
-
-    def __init__(self, n_calls: int) -> None:
-        super().__init__()
-        self.stop_at = n_calls
-
-    def _on_step(self) -> bool:
-        return self.n_calls < self.stop_at
-
-
 def saturation_at_start(model, population: Population) -> float:
     """Fraction of the initial states' deterministic actions within 0.02 of the action bound."""
     cohort = Population(population.model, 500)
