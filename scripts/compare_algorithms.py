@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python scripts/compare_algorithms.py [--envs ID ...] [--algos ddpg td3 sac] [--seeds 0 1 2]
         [--workers 2] [-f runs/compare] [--markdown table.md] [--plot compare.png] [--rl-timesteps 160000]
-        [-n STEPS] [--reuse]
+        [--rl-responder sac] [-n STEPS] [--reuse]
 
 Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.train`` (self-play) on the
 single-population ids, ``python -m sb3_meanfield.train_multi`` (one model per population, alternating) on the
@@ -10,9 +10,12 @@ multi-population ids. Its FINAL policy is scored by
 
 - the relative Nash gap: exact (10,000 particles per population, 4 replicates, common random numbers) where the
   model has exact best responses; otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap` /
-  :func:`sb3_meanfield.multi_nash_gap` with ``method="rl"``: a fresh agent of the same algorithm trained for
-  ``--rl-timesteps`` transitions against the frozen flow, the neutral policy's gap found the same way); on a
-  multi-population id the largest of the populations' gaps;
+  :func:`sb3_meanfield.multi_nash_gap` with ``method="rl"``: a fresh agent trained for ``--rl-timesteps``
+  transitions against the frozen flow, the neutral policy's gap found the same way); on a multi-population id
+  the largest of the populations' gaps. The best responder is the same for every algorithm's policy
+  (``--rl-responder``, default SAC with its shipped policy for the id), so the bounds compare the policies, not
+  the responders: a TD3 responder without the action barrier sits at the action bound, one with it is tilted
+  toward 0;
 - the training wall time;
 - the critic's overestimation of the initial value, ``mean Q_1(s_0, mu(s_0), m_0) - realized return`` (the
   population's Monte Carlo return under the same policy; the largest over populations): DDPG's single critic
@@ -66,27 +69,41 @@ def run_multi(
     return result
 
 
-def rl_relative_gap(result: dict, rl_timesteps: int) -> dict:
+def rl_relative_gap(result: dict, rl_timesteps: int, responder: str) -> dict:
     """Add the RL lower bound of the relative gap of a finished run (in a subprocess: one torch thread each). It is
-    deterministic for the run and budget, so it is kept in the run folder (``rl_gap_<budget>.txt``) and read from
-    there next time."""
-    saved = Path(result["run_dir"]) / f"rl_gap_{rl_timesteps}.txt"
+    deterministic for the run, budget and responder, so it is kept in the run folder
+    (``rl_gap_<budget>_<responder>.txt``) and read from there next time."""
+    saved = Path(result["run_dir"]) / f"rl_gap_{rl_timesteps}_{responder}.txt"
     if not saved.is_file():
         command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        completed = subprocess.run([*command, "--rl-responder", responder], capture_output=True, text=True, check=False)
         if completed.returncode != 0:
             return {**result, "error": (completed.stderr.strip().splitlines() or ["no output"])[-1]}
         saved.write_text(completed.stdout.split()[-1] + "\n")
-    return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps})"}
+    return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps}, {responder})"}
 
 
-def print_rl_gap(run_dir: Path, rl_timesteps: int) -> None:
+def responder_template(env_id: str, algo: str):
+    """An untrained ``algo`` model with its shipped policy for ``env_id``: the best responder's algorithm, policy
+    class and policy keywords (:func:`sb3_meanfield.evaluation.rl_best_response`)."""
+    size = ["--algo", algo, "--env", env_id, "--n-particles", "8", "--n-learners", "1"]
+    if env_id in mfg_envs.MULTI_ENV_IDS:
+        from sb3_meanfield import train_multi
+
+        trainer, _ = train_multi.build(train_multi.resolve_config(train_multi.build_parser().parse_args(size)))
+        return trainer.models[0]
+    from sb3_meanfield import train
+
+    return train.build(train.resolve_config(train.parse_args(size)))[1]
+
+
+def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
     """The RL lower bound of a run folder's relative gap (largest over populations), printed last."""
     import gymnasium as gym
     import torch as th
     import yaml
 
-    from sb3_meanfield import multi_nash_gap, nash_gap
+    from sb3_meanfield import ModelPolicy, multi_nash_gap, nash_gap
     from sb3_meanfield.train import ALGORITHMS, import_name
 
     th.set_num_threads(1)
@@ -94,18 +111,26 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int) -> None:
     algo_class = import_name(ALGORITHMS[config["algo"]])
     env_kwargs = {**config["env_kwargs"], "n_particles": config["n_particles"]}
     env = gym.make(config["env"], **env_kwargs)
-    seed = config["seed"]
-    if config["env"] in mfg_envs.MULTI_ENV_IDS:
-        models = [algo_class.load(run_dir / f"model_{name}.zip") for name in config["populations"]]
-        gap = multi_nash_gap(models, env, "rl", seed=seed, rl_timesteps=rl_timesteps).max_relative_gap
+    rl = {
+        "seed": config["seed"],
+        "rl_timesteps": rl_timesteps,
+        "rl_template": responder_template(config["env"], responder),
+    }
+    if config["env"] in mfg_envs.MULTI_ENV_IDS:  # callables, not models: the template's algorithm responds
+        policies = [ModelPolicy(algo_class.load(run_dir / f"model_{name}.zip")) for name in config["populations"]]
+        gap = multi_nash_gap(policies, env, "rl", **rl).max_relative_gap
     else:
-        gap = nash_gap(algo_class.load(run_dir / "model.zip"), env, "rl", seed=seed, rl_timesteps=rl_timesteps)
-        gap = gap.relative_gap
+        gap = nash_gap(ModelPolicy(algo_class.load(run_dir / "model.zip")), env, "rl", **rl).relative_gap
     print(gap)
 
 
 def run(
-    job: tuple[str, str, int], log_folder: Path, rl_timesteps: int, extra_args: tuple[str, ...], reuse: bool
+    job: tuple[str, str, int],
+    log_folder: Path,
+    rl_timesteps: int,
+    responder: str,
+    extra_args: tuple[str, ...],
+    reuse: bool,
 ) -> dict:
     algo, env_id, seed = job
     if env_id in mfg_envs.MULTI_ENV_IDS:
@@ -116,7 +141,7 @@ def run(
             result["method"] = "exact"
     if "error" in result or "relative_gap" in result:
         return result
-    return rl_relative_gap(result, rl_timesteps)
+    return rl_relative_gap(result, rl_timesteps, responder)
 
 
 def summarize(results: list[dict]) -> str:
@@ -196,18 +221,20 @@ def main() -> None:
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--plot", help="also draw the comparison to this image file")
     parser.add_argument("--rl-timesteps", type=int, default=160_000, help="RL best-response budget (no exact gap)")
+    parser.add_argument("--rl-responder", default="sac", choices=ALGOS, help="RL best responder (every run's)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every run's budget (quick looks only)")
     parser.add_argument("--reuse", action="store_true", help="score finished runs of the same configuration again")
     parser.add_argument("--rl-gap-of", type=Path, help=argparse.SUPPRESS)  # internal: score one run folder
     args = parser.parse_args()
     if args.rl_gap_of is not None:
-        print_rl_gap(args.rl_gap_of, args.rl_timesteps)
+        print_rl_gap(args.rl_gap_of, args.rl_timesteps, args.rl_responder)
         return
     jobs = [(algo, env_id, seed) for env_id in args.envs for algo in args.algos for seed in args.seeds]
     log_folder = Path(args.log_folder)
     extra = ("-n", str(args.n_timesteps)) if args.n_timesteps else ()
+    rl = (args.rl_timesteps, args.rl_responder)
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: run(job, log_folder, args.rl_timesteps, extra, args.reuse), jobs))
+        results = list(pool.map(lambda job: run(job, log_folder, *rl, extra, args.reuse), jobs))
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
     print(table)

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 import torch as th
 
+from sb3_meanfield import MFSAC, MFTD3
+from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.train import parse_args, train
 from sb3_meanfield.train_multi import build_parser as build_multi_parser
 from sb3_meanfield.train_multi import train as train_multi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from benchmark_equilibrium import finished_run
+from compare_algorithms import responder_template
 
 th.set_num_threads(1)
 
@@ -41,3 +44,13 @@ def test_finished_multi_population_run_is_found(tmp_path):
     run_dir = train_multi(build_multi_parser().parse_args(flags + small))
     assert finished_run(tmp_path, flags + small, "sb3_meanfield.train_multi") == run_dir
     assert finished_run(tmp_path, [*flags, "--switch-freq", "3", *small], "sb3_meanfield.train_multi") is None
+
+
+@pytest.mark.parametrize("env_id", ["MFGCrowd-v0", "MFGCrowdMulti-v0"])
+def test_rl_responder_is_the_shipped_model_of_the_chosen_algorithm(env_id):
+    """The RL lower bounds of every algorithm's runs are found by one responder: its algorithm and shipped policy."""
+    sac = responder_template(env_id, "sac")
+    assert type(sac) is MFSAC and sac.num_timesteps == 0
+    assert sac.policy_kwargs["net_arch"] == CONCAT_POLICY_KWARGS["net_arch"]
+    td3 = responder_template(env_id, "td3")
+    assert type(td3) is MFTD3 and td3.policy_kwargs["action_barrier"] == ACTION_BARRIER
