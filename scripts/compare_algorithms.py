@@ -224,7 +224,7 @@ def main() -> None:
     parser.add_argument("--rl-responder", default="sac", choices=ALGOS, help="RL best responder (every run's)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every run's budget (quick looks only)")
     parser.add_argument("--reuse", action="store_true", help="score finished runs of the same configuration again")
-    parser.add_argument("--rl-gap-of", type=Path, help=argparse.SUPPRESS)  # internal: score one run folder
+    parser.add_argument("--rl-gap-of", type=Path, help="only print the RL lower bound of this run folder")
     args = parser.parse_args()
     if args.rl_gap_of is not None:
         print_rl_gap(args.rl_gap_of, args.rl_timesteps, args.rl_responder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch as th
 
@@ -15,6 +16,8 @@ from sb3_meanfield.train_multi import build_parser as build_multi_parser
 from sb3_meanfield.train_multi import train as train_multi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from action_saturation import main as saturation_main
+from action_saturation import played_actions
 from benchmark_equilibrium import finished_run
 from compare_algorithms import responder_template
 
@@ -54,3 +57,20 @@ def test_rl_responder_is_the_shipped_model_of_the_chosen_algorithm(env_id):
     assert sac.policy_kwargs["net_arch"] == CONCAT_POLICY_KWARGS["net_arch"]
     td3 = responder_template(env_id, "td3")
     assert type(td3) is MFTD3 and td3.policy_kwargs["action_barrier"] == ACTION_BARRIER
+
+
+def test_action_saturation_plays_one_episode_of_every_population(tmp_path, capsys):
+    flags = ["--algo", "td3", "--env", "MFGCrowdMulti-v0", "-f", str(tmp_path), "--no-progress", "-n", "80"]
+    flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50"]
+    flags += ["--hyperparams", "learning_starts:16", "batch_size:16"]
+    run_dir = train_multi(build_multi_parser().parse_args(flags))
+    actions = played_actions(run_dir, n_particles=30, seed=0)
+    n_steps = 40  # MFGCrowdMulti-v0's default horizon
+    assert actions.shape == (2 * 30 * n_steps, 2) and np.abs(actions).max() <= 1.0
+    saturation_main([str(run_dir), "--n-particles", "30"])
+    row = capsys.readouterr().out.splitlines()[-1].split("|")
+    assert row[1].strip() == run_dir.name
+    assert float(row[2]) == pytest.approx(np.abs(actions).mean(), abs=5e-4)
+    assert float(row[3]) == pytest.approx((np.abs(actions) > 0.98).mean(), abs=5e-4)
+    with pytest.raises(SystemExit):
+        saturation_main([str(tmp_path)])  # not a finished run folder
