@@ -14,8 +14,8 @@ multi-population ids. Its FINAL policy is scored by
   transitions against the frozen flow, the neutral policy's gap found the same way); on a multi-population id
   the largest of the populations' gaps. The best responder is the same for every algorithm's policy
   (``--rl-responder``, default SAC with its shipped policy for the id), so the bounds compare the policies, not
-  the responders: a TD3 responder without the action barrier sits at the action bound, one with it is tilted
-  toward 0;
+  the responders (scored by their own unbarriered TD3/DDPG, the saturated two-crowd runs of BENCHMARKS.md looked
+  unexploitable; by SAC they were not);
 - the training wall time;
 - the critic's overestimation of the initial value, ``mean Q_1(s_0, mu(s_0), m_0) - realized return`` (the
   population's Monte Carlo return under the same policy; the largest over populations): DDPG's single critic
@@ -38,6 +38,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -46,6 +47,9 @@ import matplotlib.pyplot as plt
 from benchmark_equilibrium import launch, run_one
 
 import mfg_envs
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 ALGOS = ("ddpg", "td3", "sac")
 ALL_ENVS = (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS)
@@ -83,7 +87,7 @@ def rl_relative_gap(result: dict, rl_timesteps: int, responder: str) -> dict:
     return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps}, {responder})"}
 
 
-def responder_template(env_id: str, algo: str):
+def responder_template(env_id: str, algo: str) -> OffPolicyAlgorithm:
     """An untrained ``algo`` model with its shipped policy for ``env_id``: the best responder's algorithm, policy
     class and policy keywords (:func:`sb3_meanfield.evaluation.rl_best_response`)."""
     size = ["--algo", algo, "--env", env_id, "--n-particles", "8", "--n-learners", "1"]
