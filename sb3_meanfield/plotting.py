@@ -110,11 +110,13 @@ def plot_learning_curves(
     return path
 
 
-def load_agent(run_dir: str | Path, config: Mapping[str, Any]) -> Any:
-    """The trained SB3 model of a run folder (``model.zip``, algorithm class from ``config["algo_class"]``)."""
+def load_agents(run_dir: str | Path, config: Mapping[str, Any]) -> list[Any]:
+    """The trained SB3 models of a run folder (algorithm class from ``config["algo_class"]``): ``[model.zip]``, or
+    ``model_<population>.zip`` per population of ``config["populations"]`` (``train_multi`` runs), in order."""
     module, _, name = config["algo_class"].rpartition(".")
     algorithm = getattr(importlib.import_module(module), name)
-    return algorithm.load(Path(run_dir) / "model.zip", device="cpu")
+    names = [f"model_{population}" for population in config["populations"]] if "populations" in config else ["model"]
+    return [algorithm.load(Path(run_dir) / f"{name}.zip", device="cpu") for name in names]
 
 
 def write_run_figures(run_dir: str | Path, n_particles: int = 1000, seed: int = 0, animate: bool = True) -> list[Path]:
@@ -142,6 +144,6 @@ def write_run_figures(run_dir: str | Path, n_particles: int = 1000, seed: int = 
             None if equilibrium is None else equilibrium.expected_return,
         )
     ]
-    policy = ModelPolicy(load_agent(run_dir, config))
+    policy = ModelPolicy(load_agents(run_dir, config)[0])
     paths += write_population_figures(env_id, population, policy, out_dir, seed, f"learned {algo}", animate)
     return paths

@@ -26,7 +26,7 @@ import mfg_envs
 from mfg_envs.core import Population, PopulationPolicy, rollout
 from mfg_envs.multi_population import MultiPopulation, rollout_joint
 from sb3_meanfield import ModelPolicy
-from sb3_meanfield.train import ALGORITHMS, import_name
+from sb3_meanfield.plotting import load_agents
 
 #: Distance to the bound under which an action component counts as saturated.
 SATURATION_MARGIN = 0.02
@@ -47,15 +47,11 @@ class RecordedPolicy:
 def played_actions(run_dir: Path, n_particles: int, seed: int) -> np.ndarray:
     """Every normalized action the run's policies play in one episode (all populations), one row per action."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    algo = import_name(ALGORITHMS[config["algo"]])
+    policies = [RecordedPolicy(ModelPolicy(model)) for model in load_agents(run_dir, config)]
     env = gym.make(config["env"], **config["env_kwargs"]).unwrapped
     if config["env"] in mfg_envs.MULTI_ENV_IDS:
-        policies = [
-            RecordedPolicy(ModelPolicy(algo.load(run_dir / f"model_{name}.zip"))) for name in config["populations"]
-        ]
         rollout_joint(MultiPopulation(env.game.model, n_particles), policies, seed)
     else:
-        policies = [RecordedPolicy(ModelPolicy(algo.load(run_dir / "model.zip")))]
         rollout(Population(env.population.model, n_particles), policies[0], np.random.default_rng(seed))
     return np.concatenate([np.concatenate(policy.actions) for policy in policies])
 

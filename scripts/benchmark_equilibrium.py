@@ -42,7 +42,7 @@ def finished_run(folder: Path, train_args: list[str], launcher: str = "sb3_meanf
     from sb3_meanfield.train import package_versions, plain
 
     module = importlib.import_module(launcher)
-    expected = {**plain(module.resolve_config(module.build_parser().parse_args(train_args)))}
+    expected = plain(module.resolve_config(module.build_parser().parse_args(train_args)))
     expected["versions"] = plain(package_versions())
     # saved as built, not as configured: the learners of self-play, the default length of an alternating turn
     expected.pop("n_envs", None)
@@ -55,6 +55,11 @@ def finished_run(folder: Path, train_args: list[str], launcher: str = "sb3_meanf
             if all(saved.get(key) == value for key, value in expected.items()):
                 return run_dir
     return None
+
+
+def error_line(completed: subprocess.CompletedProcess) -> str:
+    """The last line a failed subprocess wrote to stderr: the error a table row shows."""
+    return (completed.stderr.strip().splitlines() or ["no output"])[-1]
 
 
 def launch(
@@ -71,7 +76,7 @@ def launch(
         [sys.executable, "-m", launcher, *train_args], capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
-        return (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        return error_line(completed)
     # the folder this run printed, not the newest in ``folder``: another process may be writing one there
     printed = next(line for line in completed.stdout.splitlines() if line.startswith("run folder: "))
     return Path(printed.removeprefix("run folder: ").split(" (figures in ")[0])

@@ -44,7 +44,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from benchmark_equilibrium import launch, run_one
+from benchmark_equilibrium import error_line, launch, run_one
 
 import mfg_envs
 
@@ -82,7 +82,7 @@ def rl_relative_gap(result: dict, rl_timesteps: int, responder: str) -> dict:
         command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
         completed = subprocess.run([*command, "--rl-responder", responder], capture_output=True, text=True, check=False)
         if completed.returncode != 0:
-            return {**result, "error": (completed.stderr.strip().splitlines() or ["no output"])[-1]}
+            return {**result, "error": error_line(completed)}
         saved.write_text(completed.stdout.split()[-1] + "\n")
     return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps}, {responder})"}
 
@@ -108,11 +108,10 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
     import yaml
 
     from sb3_meanfield import ModelPolicy, multi_nash_gap, nash_gap
-    from sb3_meanfield.train import ALGORITHMS, import_name
+    from sb3_meanfield.plotting import load_agents
 
     th.set_num_threads(1)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    algo_class = import_name(ALGORITHMS[config["algo"]])
     env_kwargs = {**config["env_kwargs"], "n_particles": config["n_particles"]}
     env = gym.make(config["env"], **env_kwargs)
     rl = {
@@ -120,11 +119,12 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
         "rl_timesteps": rl_timesteps,
         "rl_template": responder_template(config["env"], responder),
     }
-    if config["env"] in mfg_envs.MULTI_ENV_IDS:  # callables, not models: the template's algorithm responds
-        policies = [ModelPolicy(algo_class.load(run_dir / f"model_{name}.zip")) for name in config["populations"]]
+    # callables, not models: the template's algorithm responds
+    policies = [ModelPolicy(model) for model in load_agents(run_dir, config)]
+    if config["env"] in mfg_envs.MULTI_ENV_IDS:
         gap = multi_nash_gap(policies, env, "rl", **rl).max_relative_gap
     else:
-        gap = nash_gap(ModelPolicy(algo_class.load(run_dir / "model.zip")), env, "rl", **rl).relative_gap
+        gap = nash_gap(policies[0], env, "rl", **rl).relative_gap
     print(gap)
 
 

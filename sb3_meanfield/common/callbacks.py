@@ -210,11 +210,14 @@ class ActionBarrierSchedule(BaseCallback):
         self.final_barrier = check_real("final_barrier", final_barrier, 0.0)
 
     def _on_training_start(self) -> None:
-        models = getattr(self.model, "models", None)
-        self.targets = dict(zip(self.model.names, models)) if models is not None else {"": self.model}
+        models = getattr(self.model, "models", None)  # a MultiPopulationTrainer's, one per population
+        self.targets = (
+            {f"train/action_barrier/{name}": model for name, model in zip(self.model.names, models)}
+            if models is not None
+            else {"train/action_barrier": self.model}
+        )
         if any(getattr(model.policy, "action_barrier", None) is None for model in self.targets.values()):
             raise ValueError("ActionBarrierSchedule needs MeanFieldTD3Policy models (MFTD3 or MFDDPG)")
-        self.initial_barriers = {name: float(model.policy.action_barrier) for name, model in self.targets.items()}
         self._set_barriers()
 
     def _on_step(self) -> bool:
@@ -222,8 +225,7 @@ class ActionBarrierSchedule(BaseCallback):
         return True
 
     def _set_barriers(self) -> None:
-        for name, model in self.targets.items():
-            done = 1.0 - model._current_progress_remaining
-            barrier = self.initial_barriers[name] + (self.final_barrier - self.initial_barriers[name]) * done
-            model.critic.action_barrier = barrier
-            self.logger.record(f"train/action_barrier/{name}" if name else "train/action_barrier", barrier)
+        for key, model in self.targets.items():
+            initial, done = model.policy.action_barrier, 1.0 - model._current_progress_remaining
+            model.critic.action_barrier = initial + (self.final_barrier - initial) * done
+            self.logger.record(key, model.critic.action_barrier)
