@@ -1,14 +1,15 @@
 """Mean field game environments with continuous actions.
 
-``import mfg_envs`` registers every id with Gymnasium (``gym.make``) and its batched N-agent
-version (``gym.make_vec(env_id, num_envs=N)``); :func:`parallel_env` builds the PettingZoo
-version.
+``import mfg_envs`` registers every id with Gymnasium (``gym.make``) and, for the single-population ids,
+its batched N-agent version (``gym.make_vec(env_id, num_envs=N)``); :func:`parallel_env` builds the
+PettingZoo version. Every id is a game of one or several populations (:mod:`mfg_envs.game`);
+:func:`solve_equilibrium` and :func:`exact_nash_gap` answer for the exactly solvable ones.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from gymnasium.envs.registration import register
 
@@ -16,10 +17,11 @@ from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, Population
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
 from mfg_envs.crowd_multi import CrowdMultiEnv
 from mfg_envs.env import MeanFieldEnv
+from mfg_envs.equilibrium import Equilibrium, GameEquilibrium, solve_equilibrium
+from mfg_envs.game import Game, GameModel, exactly_solvable, game_of, rollout
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from mfg_envs.linear_quadratic_multi import LinearQuadraticMultiEnv
-from mfg_envs.multi_env import MultiPopulationEnv, MultiPopulationParallelEnv
-from mfg_envs.multi_population import MultiPopulation, MultiPopulationModel
+from mfg_envs.nash_gap import NashGap, PopulationGap, exact_nash_gap
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.price import PriceEnv
 from mfg_envs.resource import ResourceEnv
@@ -30,58 +32,57 @@ __version__ = "0.1.0"
 ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {
     cls.env_id: cls for cls in (CrowdEnv, CrowdLQEnv, PriceEnv, ResourceEnv, LinearQuadraticEnv)
 }
+#: Single-population ids (they also have a batched ``gym.make_vec`` front end).
 ENV_IDS = tuple(ENV_CLASSES)
-MULTI_ENV_CLASSES: dict[str, type[MultiPopulationEnv]] = {
-    cls.env_id: cls for cls in (LinearQuadraticMultiEnv, CrowdMultiEnv)
-}
+MULTI_ENV_CLASSES: dict[str, type[MeanFieldEnv]] = {cls.env_id: cls for cls in (LinearQuadraticMultiEnv, CrowdMultiEnv)}
 #: Multi-population ids (one learner among several populations; PettingZoo agents ``<population>_<index>``).
 MULTI_ENV_IDS = tuple(MULTI_ENV_CLASSES)
+#: Every id.
+ALL_ENV_IDS = ENV_IDS + MULTI_ENV_IDS
 
 
-def env_like(population: Population, n_particles: int | None = None) -> MeanFieldEnv:
-    """A single-agent env of ``population``'s model (same parameters and representation)."""
-    env_class = next((cls for cls in ENV_CLASSES.values() if cls.model_class is type(population.model)), None)
-    if env_class is None:
-        raise ValueError(f"no registered env for model {type(population.model).__name__}")
-    return env_class.from_population(population, n_particles)
-
-
-def parallel_env(
-    env_id: str, n_agents: int | tuple[int, ...] = 100, **kwargs: Any
-) -> MeanFieldParallelEnv | MultiPopulationParallelEnv:
+def parallel_env(env_id: str, n_agents: int | tuple[int, ...] = 100, **kwargs: Any) -> MeanFieldParallelEnv:
     """PettingZoo ``ParallelEnv`` of ``env_id`` with ``n_agents`` agents (multi-population ids: per population,
     named ``<population>_<index>``); keywords as for ``gym.make``."""
-    if env_id in MULTI_ENV_CLASSES:
-        return MultiPopulationParallelEnv(MULTI_ENV_CLASSES[env_id].model_class, env_id, n_agents, **kwargs)
-    if env_id not in ENV_CLASSES:
-        raise ValueError(f"env_id must be one of {ENV_IDS + MULTI_ENV_IDS}, got {env_id!r}")
-    return MeanFieldParallelEnv(ENV_CLASSES[env_id].model_class, env_id, n_agents, **kwargs)
+    env_class = {**ENV_CLASSES, **MULTI_ENV_CLASSES}.get(env_id)
+    if env_class is None:
+        raise ValueError(f"env_id must be one of {ALL_ENV_IDS}, got {env_id!r}")
+    return MeanFieldParallelEnv(env_class.model_class, env_id, n_agents, **kwargs)
 
 
 for _env_id, _env_class in ENV_CLASSES.items():
+    # ENV_CLASSES holds the single-population envs only: their model_class is a MeanFieldModel, not a GameModel.
+    _model_class = cast("type[MeanFieldModel]", _env_class.model_class)
     register(
         id=_env_id,
         entry_point=_env_class,
-        vector_entry_point=partial(MeanFieldVectorEnv, _env_class.model_class, _env_id),
+        vector_entry_point=partial(MeanFieldVectorEnv, _model_class, _env_id),
     )
 
 for _env_id, _env_class in MULTI_ENV_CLASSES.items():
     register(id=_env_id, entry_point=_env_class)
 
 __all__ = [
+    "ALL_ENV_IDS",
     "ENV_IDS",
     "MULTI_ENV_IDS",
     "ConstantPolicy",
+    "Equilibrium",
+    "Game",
+    "GameEquilibrium",
+    "GameModel",
     "MeanFieldEnv",
     "MeanFieldModel",
     "MeanFieldParallelEnv",
     "MeanFieldVectorEnv",
-    "MultiPopulation",
-    "MultiPopulationEnv",
-    "MultiPopulationModel",
-    "MultiPopulationParallelEnv",
+    "NashGap",
     "Population",
     "PopulationFlow",
-    "env_like",
+    "PopulationGap",
+    "exact_nash_gap",
+    "exactly_solvable",
+    "game_of",
     "parallel_env",
+    "rollout",
+    "solve_equilibrium",
 ]

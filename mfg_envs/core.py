@@ -21,12 +21,9 @@ import abc
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from mfg_envs.equilibrium import BestResponse, Equilibrium
 
 MeanField = dict[str, Any]
 """Statistics of the population at one step that enter rewards and dynamics (model specific)."""
@@ -183,7 +180,9 @@ class MeanFieldModel(abc.ABC):
     """One model family: its parameters, dynamics, reward, spaces and histogram range.
 
     Subclasses take every model parameter as a keyword with a default, validate it in ``__init__``
-    and set the class attributes below. All methods act on whole populations: ``states`` is
+    and set the class attributes below. A model with a closed form also defines ``solve_equilibrium()``
+    and ``best_response(flow)`` (:func:`mfg_envs.game.exactly_solvable` reads that). All methods act
+    on whole populations: ``states`` is
     ``(N, state_dim)``, ``actions`` ``(N, action_dim)`` in physical units.
     """
 
@@ -248,18 +247,6 @@ class MeanFieldModel(abc.ABC):
         ``None`` when it is not defined yet (an action histogram before the first action): the
         histogram is then uniform.
         """
-
-    def solve_equilibrium(self) -> Equilibrium:
-        """The exact mean field equilibrium (models with a closed form override this)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no exact equilibrium; estimate its Nash gap with an RL best response"
-        )
-
-    def best_response(self, flow: PopulationFlow) -> BestResponse:
-        """The exact best response to a frozen flow (models with a closed form override this)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no exact best response; estimate its Nash gap with an RL best response"
-        )
 
     @classmethod
     def keywords(cls) -> tuple[str, ...]:
@@ -328,6 +315,10 @@ class Population:
         self.hist = np.zeros(0)
         self.features = np.zeros(self.n_features, dtype=np.float32)
 
+    def clone(self, n_particles: int | None = None) -> Population:
+        """A fresh population of the same model and representation (``n_particles``: default the same)."""
+        return Population(self.model, n_particles or self.n_particles, self.representation, self.kde_bandwidth)
+
     def set_policy(self, policy: PopulationPolicy | None) -> None:
         """The population policy of the particles no front end drives (``None``: neutral, normalized action 0)."""
         if policy is not None and not callable(policy):
@@ -367,13 +358,6 @@ class Population:
         self.step_index = 0
         self.last_actions = None
         self._observe_population()
-
-    def step(self, normalized_actions: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Advance every particle with its own action; return every particle's reward."""
-        rewards = self.advance(self.own_mean_field(normalized_actions), noise)
-        if self.done:
-            rewards = rewards + self.terminal_rewards(self.own_terminal_mean_field())
-        return rewards
 
     def own_mean_field(self, normalized_actions: np.ndarray) -> MeanField:
         """First half of a step: the physical actions of step ``n`` and this population's mean field ``mu_n``.
@@ -447,24 +431,6 @@ class Population:
             "population": np.broadcast_to(features, (n, features.size)),
             "time": np.broadcast_to(np.float32(self.time), (n, 1)),
         }
-
-
-def rollout(
-    population: Population, policy: PopulationPolicy, rng: np.random.Generator
-) -> tuple[PopulationFlow, np.ndarray]:
-    """Play one episode with every particle following ``policy``; return the flow ``mu_0..mu_N``
-    and each particle's return."""
-    model = population.model
-    population.reset(rng)
-    n = population.states.shape[0]
-    features, mean_fields, returns = [population.features.copy()], [], np.zeros(n)
-    while not population.done:
-        normalized = check_actions(policy(population.observation()), (n, model.action_dim), "policy output")
-        returns += population.step(normalized, model.noise(n, rng))
-        mean_fields.append(population.last_mean_field)
-        features.append(population.features.copy())
-    mean_fields.append(population.terminal_mean_field)
-    return PopulationFlow(np.stack(features), tuple(mean_fields)), returns
 
 
 def core_of(env: Any, attribute: str, core_class: type, kind: str) -> Any:

@@ -7,13 +7,14 @@ Two models share one dynamics core (:class:`_CrowdDynamics`): per axis, position
 
 - :class:`CrowdLQModel` (``MFGCrowdLQ-v0``): unbounded plane, quadratic goal costs and the
   Gaussian log-density aversion ``c_c log rho_n(p)``; exactly solvable (vector Riccati per axis).
-- :class:`CrowdModel` (``MFGCrowd-v0``): the design's form on a walled square, reward
+- :class:`CrowdModel` (``MFGCrowd-v0``): the walled crowd (a square with walls), reward
   ``-||s - s_goal|| - l1 ||a|| - l2 m(p)`` with ``m`` the population histogram density; no closed form.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -48,9 +49,9 @@ class _CrowdDynamics(MeanFieldModel):
         horizon: float,
         n_steps: int,
         sigma: float,
-        goal: tuple[float, float],
-        init_mean: tuple[float, float, float, float],
-        init_var: tuple[float, float, float, float],
+        goal: tuple[float, float] | np.ndarray,
+        init_mean: tuple[float, float, float, float] | np.ndarray,
+        init_var: tuple[float, float, float, float] | np.ndarray,
         action_bound: float,
         n_bins: int,
         domain: tuple[float, float],
@@ -336,12 +337,12 @@ class CrowdLQModel(_CrowdDynamics):
         flow = self.exact_flow(policy)
         return Equilibrium(policy, -float(cost.sum()), flow.mean_fields, flow.population)
 
-    def _keyword_values(self) -> dict[str, object]:
+    def _keyword_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.keywords()}
 
 
 class CrowdModel(_CrowdDynamics):
-    """The design's crowd model on the walled square ``domain^2``: ``r = -||s - s_goal|| - l1 ||a|| - l2 m(p)``.
+    """The walled crowd on the square ``domain^2``: ``r = -||s - s_goal|| - l1 ||a|| - l2 m(p)``.
 
     Boundary rule: a particle that would leave is stopped at the wall and its velocity component into
     the wall is set to 0 (also applied to the initial draw), so positions always lie inside the domain.
@@ -352,11 +353,11 @@ class CrowdModel(_CrowdDynamics):
         horizon: float = 4.0,
         n_steps: int = 40,
         sigma: float = 0.3,
-        goal: tuple[float, float] = (1.0, 0.0),
+        goal: tuple[float, float] | np.ndarray = (1.0, 0.0),
         action_cost: float = 0.1,
         crowd_aversion: float = 0.1,
-        init_mean: tuple[float, float, float, float] = (-1.0, 0.5, 0.0, 0.0),
-        init_var: tuple[float, float, float, float] = (0.02, 0.02, 0.01, 0.01),
+        init_mean: tuple[float, float, float, float] | np.ndarray = (-1.0, 0.5, 0.0, 0.0),
+        init_var: tuple[float, float, float, float] | np.ndarray = (0.02, 0.02, 0.01, 0.01),
         action_bound: float = 2.0,
         domain: tuple[float, float] = (-2.0, 2.0),
         n_bins: int = 20,
@@ -483,7 +484,7 @@ class CrowdLQEnv(MeanFieldEnv):
 class CrowdEnv(MeanFieldEnv):
     r"""## Description
 
-    Crowd navigation in the design's form: double-integrator agents in a walled square walk to a
+    The walled crowd: double-integrator agents in a walled square walk to a
     goal, paying for distance (position and velocity), for effort and for the local crowd density.
     No closed-form equilibrium: its Nash gap comes from an RL best response. Per axis, with
     ``dt = T / N`` and ``xi_n ~ N(0, 1)`` one draw per axis:

@@ -14,8 +14,8 @@ import numpy as np
 
 from mfg_envs.core import check_interval, check_real, check_time_grid, check_vector
 from mfg_envs.crowd import CrowdModel
-from mfg_envs.multi_env import MultiPopulationEnv
-from mfg_envs.multi_population import JointMeanField, MultiPopulationModel, check_matrix
+from mfg_envs.env import MeanFieldEnv
+from mfg_envs.game import GameModel, JointMeanField, check_matrix
 
 
 class CrowdGroup(CrowdModel):
@@ -75,7 +75,7 @@ def check_vectors(name: str, value: Any, names: tuple[str, ...], size: int, low:
     return [check_vector(f"{name}[{k}]", entry, size, low) for k, entry in enumerate(entries)]
 
 
-class CrowdMultiModel(MultiPopulationModel):
+class CrowdMultiModel(GameModel):
     """Two crowds, ``red`` and ``blue``, on one walled square: own goals and initial laws, shared dynamics and grid.
 
     Population ``k`` follows :class:`CrowdModel`'s dynamics and wall rule and is paid
@@ -122,7 +122,7 @@ class CrowdMultiModel(MultiPopulationModel):
         self.aversion = weights
 
 
-class CrowdMultiEnv(MultiPopulationEnv):
+class CrowdMultiEnv(MeanFieldEnv):
     r"""## Description
 
     Two crowds, ``red`` and ``blue``, cross a walled square toward different goals; every agent pays for the
@@ -197,7 +197,7 @@ class CrowdMultiEnv(MultiPopulationEnv):
     | `domain` | walls ``(low, high)`` on both axes | (-2.0, 2.0) |
     | `n_bins` | histogram cells per axis | 20 |
     | `n_particles` | particles per population (int or pair) | 1000 |
-    | `learner_population` | ``red``, ``blue`` or 0, 1 | ``red`` |
+    | `learner_population` | ``red`` or 0, ``blue`` or 1 | 0 |
     | `population_representation` | `histogram`, `moments` or `kde` | `histogram` |
 
     ## Version History
@@ -207,3 +207,5 @@ class CrowdMultiEnv(MultiPopulationEnv):
 
     model_class = CrowdMultiModel
     env_id = "MFGCrowdMulti-v0"
+    # Not a ClassVar: the base class declares ``metadata`` as an (overridable) instance attribute.
+    metadata: dict[str, Any] = {"render_modes": [], "render_fps": 10}  # noqa: RUF012

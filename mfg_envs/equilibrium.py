@@ -1,13 +1,10 @@
-"""Exact equilibria, exact best responses and the exact Nash gap (exploitability).
+"""Exact equilibria and exact best responses: the pieces the exactly solvable models share.
 
-Model-specific solvers live in each model family's module as the methods
-:meth:`MeanFieldModel.solve_equilibrium` and :meth:`MeanFieldModel.best_response`; this module holds
-what they share: the result types, the affine feedback policy they return, and the Nash gap
-
-``gap(pi) = J(pi; mu^pi) - min_pi' J(pi'; mu^pi) >= 0``  (in costs; here in returns: ``R(BR) - R(pi)``)
-
-estimated with common random numbers: the population playing ``pi`` and a ghost cohort playing
-the exact best response start from the same initial states and receive the same noise.
+Model-specific solvers live in each model family's module as the methods ``solve_equilibrium()`` and
+``best_response(flow)`` (a game: ``best_response(population, flows)``); a model or game that defines
+them is exactly solvable (:func:`mfg_envs.game.exactly_solvable`). This module holds the result types,
+the affine feedback policy they return, the generic scalar LQ recursion and :func:`solve_equilibrium`.
+The exact Nash gap is :func:`mfg_envs.nash_gap.exact_nash_gap`.
 """
 
 from __future__ import annotations
@@ -19,18 +16,16 @@ from typing import Any
 import numpy as np
 
 from mfg_envs.core import (
-    ConstantPolicy,
     MeanField,
     MeanFieldModel,
     Population,
     PopulationFlow,
-    PopulationPolicy,
     gaussian_smoothing,
     histogram,
     histogram_moments,
     population_of,
-    rollout,
 )
+from mfg_envs.game import exactly_solvable, game_of, model_name
 
 _erf = np.vectorize(math.erf, otypes=[float])
 
@@ -79,7 +74,7 @@ def scalar_lq_best_response(
     gains: np.ndarray | None = None,
     offsets: np.ndarray | None = None,
 ) -> ScalarLQSolution:
-    """Backward Riccati recursion of a scalar LQ control problem (MODELS.md, "Generic scalar LQ best response").
+    """Backward Riccati recursion of a scalar LQ control problem (docs/models.md, "Generic scalar LQ best response").
 
     Dynamics ``x' = A_n x + B_n a + drift_n + sigma sqrt(dt) eps``; stage cost
     ``dt [R/2 a^2 + Qx/2 x^2 + Sx a x + qx x + ra a + c]`` (per-step coefficients: scalars or ``(N,)``);
@@ -201,69 +196,26 @@ class BestResponse:
 
 
 @dataclass(frozen=True)
-class NashGap:
-    """``gap = best_response_return - policy_return`` with its Monte Carlo standard error."""
+class GameEquilibrium:
+    """The exact equilibrium of a multi-population game: per population its policy, its return ``-J^k*`` and its
+    exact flow (histograms)."""
 
-    gap: float
-    standard_error: float
-    policy_return: float
-    best_response_return: float
-    relative_gap: float = float("nan")
+    names: tuple[str, ...]
+    policies: tuple[AffinePolicy, ...]
+    expected_returns: tuple[float, ...]
+    flows: tuple[PopulationFlow, ...]
 
-
-def solve_equilibrium(env: Any) -> Equilibrium:
-    """The exact equilibrium of ``env`` (a ``gym.make`` env, wrappers included, or a front end)."""
-    return population_of(env).model.solve_equilibrium()
-
-
-def _crn_gap_replicate(template: Population, policy: PopulationPolicy, n_particles: int, seed: int) -> np.ndarray:
-    """One replicate: ``(gap, policy return, best-response return)`` against this replicate's own flow."""
-    model = template.model
-    population = Population(model, n_particles, template.representation, template.kde_bandwidth)
-    flow, policy_returns = rollout(population, policy, np.random.default_rng(seed))
-    ghosts = Population(model, n_particles, template.representation, template.kde_bandwidth)
-    ghosts.flow = flow
-    _, best_returns = rollout(ghosts, model.best_response(flow).policy, np.random.default_rng(seed))
-    return np.array([(best_returns - policy_returns).mean(), policy_returns.mean(), best_returns.mean()])
+    def flows_for(self, env: Any) -> tuple[PopulationFlow, ...]:
+        """The equilibrium flows in ``env``'s population representation (histogram, KDE or moments)."""
+        members = game_of(env).members
+        return tuple(PopulationFlow(represent(f.population, m), f.mean_fields) for f, m in zip(self.flows, members))
 
 
-def exact_nash_gap(
-    env: Any,
-    policy: PopulationPolicy,
-    n_particles: int = 10_000,
-    seed: int = 0,
-    relative: bool = True,
-    n_replicates: int = 4,
-) -> NashGap:
-    """Exact Nash gap of ``policy`` on ``env`` with common random numbers.
-
-    Per replicate (seeds ``seed, seed + 1, ...``):
-
-    1. ``n_particles`` particles play ``policy``; their empirical flow ``mu^pi`` is recorded and
-       their mean return is ``R(pi; mu^pi)``.
-    2. The exact best response to ``mu^pi`` is solved (:meth:`MeanFieldModel.best_response`).
-    3. A ghost cohort of the same size, seeded identically (same initial states, same noise),
-       plays the best response against the frozen ``mu^pi``; ``gap = mean(R_BR - R_pi)``.
-
-    The reported gap is the mean over ``n_replicates`` replicates and its standard error their
-    spread, ``std / sqrt(n_replicates)``: the flow is estimated from the same particles, so the
-    per-particle spread alone would understate the error several-fold. The finite population
-    adds a bias of order ``1/N`` (the floor of MODELS.md). ``relative=True`` also divides by the
-    gap of the neutral policy (normalized action 0, one replicate).
-    """
-    template = population_of(env)
-    if n_replicates < 2:
-        raise ValueError(f"n_replicates must be an integer >= 2 (its spread gives the error), got {n_replicates!r}")
-    runs = np.stack([_crn_gap_replicate(template, policy, n_particles, seed + r) for r in range(n_replicates)])
-    gap, policy_return, best_return = runs.mean(axis=0)
-    relative_gap = float("nan")
-    if relative:
-        neutral = ConstantPolicy(np.zeros(template.model.action_dim))
-        relative_gap = gap / _crn_gap_replicate(template, neutral, n_particles, seed)[0]
-    return NashGap(
-        gap=float(gap),
-        standard_error=float(runs[:, 0].std(ddof=1) / np.sqrt(n_replicates)),
-        policy_return=float(policy_return),
-        best_response_return=float(best_return),
-        relative_gap=float(relative_gap),
-    )
+def solve_equilibrium(env: Any) -> Equilibrium | GameEquilibrium:
+    """The exact equilibrium of ``env`` (a ``gym.make`` env, wrappers included, a front end or a core):
+    an :class:`Equilibrium` for one population, a :class:`GameEquilibrium` for several. ``NotImplementedError``
+    when the model has no exact solution."""
+    model = game_of(env).model
+    if not exactly_solvable(model):
+        raise NotImplementedError(f"{model_name(model)} has no exact equilibrium; estimate its Nash gap by RL")
+    return model.solve_equilibrium()  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from mfg_envs.core import (
@@ -24,6 +26,26 @@ from mfg_envs.equilibrium import (
     scalar_lq_best_response,
 )
 from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, histogram_scene
+
+
+class _ScalarLQTerminal(TypedDict, total=False):
+    qT: float
+    cT: float
+
+
+class ScalarLQProblem(_ScalarLQTerminal):
+    """The coefficients :func:`mfg_envs.equilibrium.scalar_lq_best_response` takes by keyword."""
+
+    A: float | np.ndarray
+    B: float | np.ndarray
+    drift: float | np.ndarray
+    R: float | np.ndarray
+    Qx: float | np.ndarray
+    Sx: float | np.ndarray
+    qx: float | np.ndarray
+    ra: float | np.ndarray
+    c: float | np.ndarray
+    QT: float
 
 
 class LinearQuadraticModel(MeanFieldModel):
@@ -105,13 +127,13 @@ class LinearQuadraticModel(MeanFieldModel):
         """Frame: histogram of ``x``, the exact equilibrium law of step ``n`` (black line), its mean ``m*_n``
         (dashed) and the particles' mean ``m_n`` (blue)."""
         equilibrium, n = exact_equilibrium(self), population.step_index
-        marks = (Mark(float(population.states[:, 0].mean()), PARTICLE_MEAN),)
+        marks: tuple[Mark, ...] = (Mark(float(population.states[:, 0].mean()), PARTICLE_MEAN),)
         if equilibrium is not None:
             marks += (Mark(equilibrium.mean_fields[n]["mean"], EXACT, dashed=True),)
         return histogram_scene(population, marks)
 
     # ------------------------------------------------------------------ exact solution
-    def frozen_flow_problem(self, means: np.ndarray) -> dict[str, float | np.ndarray]:
+    def frozen_flow_problem(self, means: np.ndarray) -> ScalarLQProblem:
         """Coefficients of the representative agent's scalar LQ problem against a frozen mean flow ``m_0..m_N``.
 
         ``x' = (1 - beta dt) x + dt a + beta dt m_n + noise``; cost ``dt [a^2/2 + q a x - q kappa m a

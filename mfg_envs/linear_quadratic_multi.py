@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from mfg_envs.core import PopulationFlow, check_int, check_interval, check_real, check_time_grid
+from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import (
     AffinePolicy,
     BestResponse,
+    GameEquilibrium,
     ScalarLQSolution,
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.game import GameModel, JointMeanField, check_matrix, per_population_reals
 from mfg_envs.linear_quadratic import LinearQuadraticModel
-from mfg_envs.multi_env import MultiPopulationEnv
-from mfg_envs.multi_population import (
-    JointMeanField,
-    MultiPopulationEquilibrium,
-    MultiPopulationModel,
-    check_matrix,
-    per_population_reals,
-)
 
 
 class TrackingPopulation(LinearQuadraticModel):
@@ -119,7 +115,7 @@ class TrackingPopulation(LinearQuadraticModel):
         return AffinePolicy(self, gains.reshape(-1, 1, 1), offsets.reshape(-1, 1))
 
 
-class LinearQuadraticMultiModel(MultiPopulationModel):
+class LinearQuadraticMultiModel(GameModel):
     """Two populations, ``red`` and ``blue``, each tracking a weighted mix of both populations' means.
 
     Population ``k``: ``x' = x + dt a + sigma_k sqrt(dt) xi``, cost ``sum_n dt [a^2/2 + eps_k/2 (x - y^k_n)^2]
@@ -127,6 +123,7 @@ class LinearQuadraticMultiModel(MultiPopulationModel):
     """
 
     names = ("red", "blue")
+    populations: tuple[TrackingPopulation, ...]
 
     def __init__(
         self,
@@ -171,7 +168,7 @@ class LinearQuadraticMultiModel(MultiPopulationModel):
         cost = solution.expected_cost(member.init_mean, member.init_var)
         return BestResponse(member.affine_policy(solution.gains, solution.offsets), -cost)
 
-    def solve_equilibrium(self) -> MultiPopulationEquilibrium:
+    def solve_equilibrium(self) -> GameEquilibrium:
         """Coupled discrete Riccati recursions; the equilibrium is ``a^k_n = -K^k_n x - C^k_n . m_n``.
 
         Per population ``K^k_n = P^k'/(1 + P^k' dt)``, ``P^k_n = dt (K^2 + eps_k) + P^k' (1 - dt K)^2``,
@@ -225,10 +222,10 @@ class LinearQuadraticMultiModel(MultiPopulationModel):
                 ]
             )
             flows.append(PopulationFlow(histograms.astype(np.float32), tuple({"mean": float(m)} for m in means[:, i])))
-        return MultiPopulationEquilibrium(self.names, tuple(policies), tuple(returns), tuple(flows))
+        return GameEquilibrium(self.names, tuple(policies), tuple(returns), tuple(flows))
 
 
-class LinearQuadraticMultiEnv(MultiPopulationEnv):
+class LinearQuadraticMultiEnv(MeanFieldEnv):
     r"""## Description
 
     Two interacting linear-quadratic populations, ``red`` and ``blue``, with an exact equilibrium
@@ -291,7 +288,7 @@ class LinearQuadraticMultiEnv(MultiPopulationEnv):
     | `action_bound` | a_max > 0 | 5.0 |
     | `n_bins`, `histogram_range` | histogram grid (both populations) | 40, (-3, 5) |
     | `n_particles` | particles per population (int or pair) | 1000 |
-    | `learner_population` | ``red``, ``blue`` or 0, 1 | ``red`` |
+    | `learner_population` | ``red`` or 0, ``blue`` or 1 | 0 |
     | `population_representation` | `histogram`, `moments` or `kde` | `histogram` |
 
     ## Version History
@@ -301,3 +298,5 @@ class LinearQuadraticMultiEnv(MultiPopulationEnv):
 
     model_class = LinearQuadraticMultiModel
     env_id = "MFGLinearQuadraticMulti-v0"
+    # Not a ClassVar: the base class declares ``metadata`` as an (overridable) instance attribute.
+    metadata: dict[str, Any] = {"render_modes": [], "render_fps": 10}  # noqa: RUF012

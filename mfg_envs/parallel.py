@@ -1,8 +1,9 @@
-"""PettingZoo front end: the ``N`` particles as ``N`` named agents of a ``ParallelEnv``."""
+"""PettingZoo front end: every particle of every population is a named agent of a ``ParallelEnv``."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -10,7 +11,8 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from mfg_envs.core import MeanFieldModel, check_actions, check_int
-from mfg_envs.env import make_population, observation_space
+from mfg_envs.env import check_render_mode, game_observation_space, make_game
+from mfg_envs.game import GameModel, per_population
 from mfg_envs.rendering import Renderer
 
 
@@ -23,27 +25,18 @@ def check_every_agent_acts(agents: list[str], actions: dict[str, Any]) -> None:
         raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
 
 
-def step_result(agents: list[str], observations: dict[str, Any], rewards: np.ndarray, done: bool) -> tuple:
-    """PettingZoo's ``(observations, rewards, terminations, truncations, infos)`` of the agents that acted."""
-    return (
-        observations,
-        dict(zip(agents, rewards.tolist())),
-        {agent: done for agent in agents},
-        {agent: False for agent in agents},
-        {agent: {} for agent in agents},
-    )
-
-
 class MeanFieldParallelEnv(ParallelEnv):
-    """``n_agents`` agents ``agent_0 .. agent_{N-1}``, each one particle of the population.
+    """Every particle as a PettingZoo agent: ``agent_0 .. agent_{N-1}`` for one population, ``<population>_<index>``
+    for several (``n_agents``: one int, or one per population).
 
-    Every agent observes ``Dict(state, population, time)`` (the shared histogram) and acts in
-    ``Box(-1, 1)``; all agents act simultaneously, and all terminate together after ``n_steps``.
-    Actions are validated and clipped exactly as in the Gymnasium env. The dict API costs one
-    Python entry per agent: for large populations use the batched env (``gym.make_vec``).
+    Agents observe ``Dict(state, population, time)`` (their own state and every population's entry) and act in
+    their population's ``Box(-1, 1)``; all act simultaneously and terminate together after ``n_steps``. Actions
+    are validated and clipped exactly as in the Gymnasium env. The dict API costs one Python entry per agent: for
+    large populations use the batched env (``gym.make_vec``) or the SB3 vec env.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # Not a ClassVar: the base class declares ``metadata`` as an (overridable) instance attribute.
+    metadata: dict[str, Any] = {  # noqa: RUF012
         "render_modes": ["human", "rgb_array"],
         "render_fps": 10,
         "name": "mfg_parallel_v0",
@@ -52,36 +45,44 @@ class MeanFieldParallelEnv(ParallelEnv):
 
     def __init__(
         self,
-        model_class: type[MeanFieldModel],
+        model_class: type[MeanFieldModel] | type[GameModel],
         env_id: str,
-        n_agents: int = 100,
+        n_agents: int | Sequence[int] = 100,
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
-        kwargs["n_particles"] = check_int("n_agents", n_agents)
-        self.population = make_population(model_class, env_id, kwargs)
+        n_populations = len(model_class.names) if issubclass(model_class, GameModel) else 1
+        sizes = [check_int("n_agents", n) for n in per_population("n_agents", n_agents, n_populations)]
+        self.game = game = make_game(model_class, env_id, {**kwargs, "n_particles": sizes})
+        check_render_mode(game, render_mode)
+        self.population = game.members[0]  # the (first) population: its particles, policy and frozen flow
         self.model = self.population.model
+        self._renderer = Renderer(render_mode, self.metadata["render_modes"], self.metadata["render_fps"])
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "name": env_id}
-        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
+        if len(game.members) == 1:
+            self._agent_names = [[f"agent_{i}" for i in range(game.n_particles[0])]]
+        else:
+            self._agent_names = [[f"{name}_{i}" for i in range(n)] for name, n in zip(game.names, game.n_particles)]
+        self.possible_agents = [agent for names in self._agent_names for agent in names]
+        self._population_of = {agent: k for k, names in enumerate(self._agent_names) for agent in names}
+        self._observation_spaces = [game_observation_space(game, k) for k in range(len(game.names))]
+        self._action_spaces = [
+            spaces.Box(-1.0, 1.0, (member.action_dim,), np.float32) for member in game.model.populations
+        ]
         self.agents: list[str] = []
-        self._observation_space = observation_space(
-            self.model, self.population.n_features, self.population.representation
-        )
-        self._action_space = spaces.Box(-1.0, 1.0, (self.model.action_dim,), np.float32)
         self.np_random, _ = seeding.np_random()
 
     def observation_space(self, agent: str) -> spaces.Dict:
-        return self._observation_space
+        return self._observation_spaces[self._population_of[agent]]
 
     def action_space(self, agent: str) -> spaces.Box:
-        return self._action_space
+        return self._action_spaces[self._population_of[agent]]
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
-        self.population.reset(self.np_random)
+        self.game.reset([self.np_random] * len(self.game.members))
         self.agents = list(self.possible_agents)
         if self.render_mode == "human":
             self.render()
@@ -89,34 +90,49 @@ class MeanFieldParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         check_every_agent_acts(self.agents, actions)
-        shape = (self.model.action_dim,)
-        batch = np.stack([check_actions(actions[agent], shape, f"action of {agent}") for agent in self.agents])
-        rewards = self.population.step(batch, self.model.noise(len(self.agents), self.np_random))
-        done = self.population.done
+        game = self.game
+        batches, noises = [], []
+        for k, member in enumerate(game.members):  # a loop over populations; agents enter through the dict API
+            shape = (member.model.action_dim,)
+            batches.append(np.stack([check_actions(actions[a], shape, f"action of {a}") for a in self._agent_names[k]]))
+            noises.append(member.model.noise(member.n_particles, self.np_random))
+        rewards = np.concatenate(game.step(batches, noises))
+        agents, done = self.agents, game.done
         if self.render_mode == "human":
             self.render()
-        agents = self.agents
         if done:
             self.agents = []
-        return step_result(agents, self._observations(), rewards, done)
+        return (
+            self._observations(),
+            dict(zip(agents, rewards.tolist())),
+            {agent: done for agent in agents},
+            {agent: False for agent in agents},
+            {agent: {} for agent in agents},
+        )
 
     def render(self) -> np.ndarray | None:
         """The whole population at the current step (``rgb_array``: an ``H x W x 3`` uint8 frame; ``human``: a
         window, drawn by ``reset`` and ``step``). No agent is singled out."""
-        return self._renderer.render(self.population)
+        return self._renderer.render(self.game.members[0])
 
     def close(self) -> None:
         self._renderer.close()
 
     def state(self) -> np.ndarray:
-        """The global state: every particle's state, ``(N, d_s)``."""
-        return self.population.states.astype(np.float32)
+        """The global state: every particle's state, ``(N, d_s)`` for one population; several populations'
+        states flattened and concatenated (they may differ in size)."""
+        members = self.game.members
+        if len(members) == 1:
+            return members[0].states.astype(np.float32)
+        return np.concatenate([member.states.ravel() for member in members]).astype(np.float32)
 
     def _observations(self) -> dict[str, dict[str, np.ndarray]]:
-        pop = self.population
-        states = pop.states.astype(np.float32)
-        time = np.array([pop.time], dtype=np.float32)
-        return {
-            agent: {"state": states[i], "population": pop.features.copy(), "time": time.copy()}
-            for i, agent in enumerate(self.possible_agents)
-        }
+        game = self.game
+        time = np.array([game.time], dtype=np.float32)
+        features = game.features.astype(np.float32)
+        observations = {}
+        for k, member in enumerate(game.members):
+            states = member.states.astype(np.float32)
+            for i, agent in enumerate(self._agent_names[k]):
+                observations[agent] = {"state": states[i], "population": features.copy(), "time": time.copy()}
+        return observations

@@ -19,12 +19,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
-from mfg_envs.core import Population, PopulationPolicy, histogram_moments, rollout
+from mfg_envs.core import Population, PopulationPolicy, histogram_moments
+from mfg_envs.game import Game, rollout
 from mfg_envs.rendering import exact_equilibrium
 
 #: Axis labels of each env: (state coordinates, action coordinates, histogrammed quantity).
@@ -35,7 +37,7 @@ LABELS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "MFGPrice-v0": (("inventory x", "cash w", "signal d"), ("posted price a",), "posted price"),
     "MFGResource-v0": (("demand theta", "capacity c", "t/T"), ("allocation a",), "allocation"),
 }
-EXACT_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
+EXACT_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1.5}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class PopulationRecord:
 def record_population(population: Population, policy: PopulationPolicy, seed: int = 0) -> PopulationRecord:
     """Play one episode of ``population`` with every particle following ``policy`` and keep every step.
 
-    It runs :func:`mfg_envs.core.rollout` (same seed, same random numbers, so the same flow as the Nash-gap
+    It runs :func:`mfg_envs.game.rollout` (same seed, same random numbers, so the same flow as the Nash-gap
     evaluation) with a policy wrapper that copies the population before each decision. ``population`` must
     simulate its own flow (not be frozen to a recorded one).
     """
@@ -70,7 +72,7 @@ def record_population(population: Population, policy: PopulationPolicy, seed: in
         actions.append(chosen.copy())
         return chosen
 
-    _, returns = rollout(population, recording_policy, np.random.default_rng(seed))
+    returns = rollout(Game.of(population), recording_policy, seed)[1][0]
     states.append(population.states.copy())
     histograms.append(population.hist.copy())
     return PopulationRecord(np.stack(states), np.stack(histograms), np.stack(features), np.stack(actions), returns)
@@ -171,6 +173,7 @@ def plot_moment_flows(
         mean_ax.plot(times, means[:, axis], marker=".", label=f"simulated{suffix}")
         var_ax.plot(times, variances[:, axis], marker=".", label=f"simulated{suffix}")
         if exact_means is not None:
+            assert exact_variances is not None, "exact_means and exact_variances go together"
             style = {**EXACT_STYLE, "color": mean_ax.lines[-1].get_color()} if len(axis_names) > 1 else EXACT_STYLE
             mean_ax.plot(times, np.atleast_2d(exact_means.T).T[:, axis], **style, label=f"exact{suffix}")
             var_ax.plot(times, np.atleast_2d(exact_variances.T).T[:, axis], **style, label=f"exact{suffix}")
@@ -187,7 +190,7 @@ def plot_policy_slices(
     grid: np.ndarray,
     learned: np.ndarray,
     path: str | Path,
-    times: Sequence[float],
+    times: Sequence[float] | np.ndarray,
     exact: np.ndarray | None = None,
     xlabel: str = "state",
     ylabel: str = "action",
@@ -246,7 +249,7 @@ def policy_slices(
     population: Population,
     record: PopulationRecord,
     policies: Sequence[PopulationPolicy],
-    steps: Sequence[int],
+    steps: Sequence[int] | np.ndarray,
     n_points: int = 60,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Physical action 0 of each policy along state coordinate 0 at the given steps.
@@ -256,7 +259,8 @@ def policy_slices(
     Returns the grid ``(S, G)`` and one ``(S, G)`` array of actions per policy.
     """
     model = population.model
-    grids, actions = [], [[] for _ in policies]
+    grids: list[np.ndarray] = []
+    actions: list[list[np.ndarray]] = [[] for _ in policies]
     for n in steps:
         low, high = np.quantile(record.states[n][:, 0], [0.01, 0.99])
         pad = 0.1 * (high - low) + 1e-3
@@ -336,7 +340,7 @@ def write_population_figures(
                 animate_crowd(record.states[:, :, :2], bounds, out_dir / "crowd.gif", goal, walls, title=env_id)
             )
     means, variances = histogram_moments(record.histograms[first:], bounds, n_bins)
-    exact_moments = (
+    exact_moments: tuple[np.ndarray | None, np.ndarray | None] = (
         (None, None) if exact_histograms is None else histogram_moments(exact_histograms[first:], bounds, n_bins)
     )
     paths.append(
@@ -345,13 +349,14 @@ def write_population_figures(
             means,
             variances,
             out_dir / "moment_flows.png",
-            *exact_moments,
+            exact_moments[0],
+            exact_moments[1],
             axis_names=("x", "y") if bounds.shape[0] == 2 else ("",),
             title=f"{env_id}: moments of the {quantity} histogram ({name})",
         )
     )
     slice_steps = np.unique(np.linspace(0, model.n_steps - 1, 4).round().astype(int))
-    policies = [policy] if equilibrium is None else [policy, equilibrium.policy]
+    policies: list[PopulationPolicy] = [policy] if equilibrium is None else [policy, equilibrium.policy]
     grid, actions = policy_slices(population, record, policies, slice_steps)
     paths.append(
         plot_policy_slices(

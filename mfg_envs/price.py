@@ -10,6 +10,7 @@ is linear-quadratic in its inventory, so best responses come from one scalar Ric
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.linear_quadratic import ScalarLQProblem
 from mfg_envs.rendering import PARTICLE_MEAN, SIGNAL, HistogramScene, Mark, histogram_scene
 
 
@@ -93,6 +95,10 @@ class PriceModel(MeanFieldModel):
         self.state_low = np.array([-np.inf, -np.inf, low_signal])
         self.state_high = np.array([np.inf, np.inf, high_signal])
 
+    @overload
+    def signal(self, n: int) -> float: ...
+    @overload
+    def signal(self, n: np.ndarray) -> np.ndarray: ...
     def signal(self, n: int | np.ndarray) -> float | np.ndarray:
         """``d_n = d0 + A sin(2 pi t_n / T)`` (``t_n / T = n / N``)."""
         return self.signal_mean + self.signal_amplitude * np.sin(2.0 * np.pi * np.asarray(n) / self.n_steps)
@@ -155,13 +161,13 @@ class PriceModel(MeanFieldModel):
         signal (orange, dashed). Before the first step only the signal's price ``d_0 / (2 beta - gamma)`` shows."""
         n = population.step_index
         static_price = float(self.signal(max(n - 1, 0))) / (2.0 * self.demand_slope - self.cross_slope)
-        marks = (Mark(static_price, SIGNAL, dashed=True),)
+        marks: tuple[Mark, ...] = (Mark(static_price, SIGNAL, dashed=True),)
         if n > 0:
             marks += (Mark(population.last_mean_field["mean_price"], PARTICLE_MEAN),)
         return histogram_scene(population, marks)
 
     # ------------------------------------------------------------------ exact solver
-    def _frozen_flow_problem(self, mean_prices: np.ndarray) -> dict[str, float | np.ndarray]:
+    def _frozen_flow_problem(self, mean_prices: np.ndarray) -> ScalarLQProblem:
         """Coefficients of the scalar LQ problem in ``x`` against frozen mean prices ``pbar_n``.
 
         Cost = -reward = ``dt [(2 beta + lam)/2 a^2 - (d_n + (gamma + lam) pbar_n) a + h/2 x^2
@@ -203,7 +209,7 @@ class PriceModel(MeanFieldModel):
         )
 
     def solve_equilibrium(self) -> Equilibrium:
-        """Discrete Pontryagin recursion of MODELS.md, then the exact flow of the equilibrium policy.
+        """Discrete Pontryagin recursion (docs/models.md, "MFGPrice-v0"), then the equilibrium policy's exact flow.
 
         Backward: ``Pi_N = hT``, ``xi_N = 0``, ``D_n = 1 + dt beta (beta - gamma) Pi_{n+1}/(2 beta - gamma)``,
         ``Pi_n = dt h + Pi_{n+1}/D_n``, ``xi_n = (dt e_n Pi_{n+1} + xi_{n+1})/D_n`` with

@@ -15,6 +15,7 @@ still run on a headless machine.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mfg_envs.core import MeanFieldModel, Population, histogram
+from mfg_envs.game import exactly_solvable
 
 if TYPE_CHECKING:
     from mfg_envs.equilibrium import Equilibrium
@@ -109,10 +111,10 @@ def exact_equilibrium(model: MeanFieldModel) -> Equilibrium | None:
     Models are immutable after construction, so the cache (weakly keyed by the model) never goes stale.
     """
     if model not in _EQUILIBRIA:
-        try:
-            _EQUILIBRIA[model] = model.solve_equilibrium()
-        except (NotImplementedError, ValueError, RuntimeError):  # no closed form, or none at these parameters
-            _EQUILIBRIA[model] = None
+        _EQUILIBRIA[model] = None
+        if exactly_solvable(model):
+            with contextlib.suppress(ValueError, RuntimeError):  # no equilibrium at these parameters
+                _EQUILIBRIA[model] = model.solve_equilibrium()  # type: ignore[attr-defined]
     return _EQUILIBRIA[model]
 
 

@@ -40,7 +40,7 @@ def positive_part_moments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``g_p(k) = E[(Y - k)_+^p]``, ``p = 1, 2, 3``, for ``Y ~ N(mean, std^2)`` (elementwise in ``mean``, ``k``).
 
-    With ``a = mean - k`` and ``z = a / std`` (MODELS.md, MFGResource-v0):
+    With ``a = mean - k`` and ``z = a / std`` (docs/models.md, "MFGResource-v0"):
     ``g1 = a Phi(z) + std phi(z)``, ``g2 = (a^2 + std^2) Phi(z) + a std phi(z)``,
     ``g3 = (a^3 + 3 a std^2) Phi(z) + (a^2 + 2 std^2) std phi(z)``.
     """
@@ -147,7 +147,9 @@ class ResourceModel(MeanFieldModel):
         shaded green, their exact equilibrium law (black line), their mean ``abar`` (blue) and ``abar*``
         (dashed). Before the first step no allocation exists and the bars are empty."""
         equilibrium, n = exact_equilibrium(self), population.step_index
-        marks = () if equilibrium is None else (Mark(equilibrium.mean_fields[0]["mean_allocation"], EXACT, True),)
+        marks: tuple[Mark, ...] = (
+            () if equilibrium is None else (Mark(equilibrium.mean_fields[0]["mean_allocation"], EXACT, True),)
+        )
         if n > 0:
             marks += (Mark(population.last_mean_field["mean_allocation"], PARTICLE_MEAN),)
         return histogram_scene(population, marks, band=(self.capacity_min, self.capacity_max))

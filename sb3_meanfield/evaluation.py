@@ -1,51 +1,34 @@
-"""The Nash gap of a learned policy: exact where the model allows, an RL best response everywhere.
+"""The Nash gap of learned policies, one entry for every method and every game: :func:`nash_gap`.
 
-``gap(pi) = R(BR; mu^pi) - R(pi; mu^pi) >= 0`` (returns; MODELS.md writes it in costs), where
-``mu^pi`` is the flow of a population that plays ``pi`` and ``BR`` a best response to that frozen
-flow. ``method="exact"`` solves the best response exactly (Riccati / per-step clip) and evaluates it
-with common random numbers; ``method="rl"`` trains a fresh agent of the same algorithm against the
-frozen flow, so its gap is a LOWER bound of the true one (optimizer error and exploration only
-make the learned best response worse).
+``gap_k(pi) = R^k(BR_k; mu^pi) - R^k(pi_k; mu^pi) >= 0`` per population (returns; docs/models.md writes it in
+costs), where ``mu^pi`` are the flows of the populations playing ``pi`` and ``BR_k`` population ``k``'s best
+response to them, frozen; the game's gap is their maximum. The estimate, its common random numbers and its
+replicates are :func:`mfg_envs.nash_gap.crn_nash_gap`; the best response is a method of :data:`METHODS`:
+
+- ``"exact"``: the model's exact best response (:class:`mfg_envs.nash_gap.ExactBestResponse`);
+- ``"rl"``: a fresh agent of the policy's algorithm trained against the frozen flows (:class:`RLBestResponse`),
+  so its gap is a LOWER bound of the true one (optimizer error and exploration only make the learned best
+  response worse).
+
+A new method is one class with the :class:`mfg_envs.nash_gap.BestResponder` interface and one entry of
+:data:`METHODS`.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch as th
+from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mfg_envs import env_like
-from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, PopulationPolicy, population_of, rollout
-from mfg_envs.equilibrium import NashGap, exact_nash_gap
-from sb3_meanfield.common.vec_env import SelfPlayVecEnv
-
-#: Seed offset of the evaluation after an RL best response: noise never seen in its training.
-FRESH_NOISE_OFFSET = 1_000_003
-
-
-class ModelPolicy:
-    """An SB3 model as a population policy: batched observation dict -> deterministic normalized actions.
-
-    ``frozen=True`` keeps a copy of the policy network, so later training does not change it.
-    """
-
-    def __init__(self, model: BaseAlgorithm, frozen: bool = False) -> None:
-        self.policy = copy.deepcopy(model.policy) if frozen else model.policy
-
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        self.policy.set_training_mode(False)
-        device = self.policy.device
-        # th.tensor copies into torch's aligned memory: the actions do not depend on where numpy put obs (see
-        # MeanFieldNetworksMixin.obs_to_tensor)
-        tensors = {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in obs.items()}
-        with th.no_grad():
-            actions = self.policy._predict(tensors, deterministic=True)
-        return actions.cpu().numpy().astype(np.float64)
+from mfg_envs.core import PopulationFlow, PopulationPolicy
+from mfg_envs.game import Game, Policies, exactly_solvable, game_of, ghost_game, model_name, population_rngs, rollout
+from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap
+from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv
 
 
 def as_policy(policy: BaseAlgorithm | PopulationPolicy) -> PopulationPolicy:
@@ -57,20 +40,12 @@ def as_policy(policy: BaseAlgorithm | PopulationPolicy) -> PopulationPolicy:
     return policy
 
 
-def frozen_flow_returns(
-    population: Population, flow: PopulationFlow, policy: PopulationPolicy, n_agents: int, seed: int
-) -> np.ndarray:
-    """Returns of ``n_agents`` agents playing ``policy`` against the frozen ``flow`` (seeded: common random numbers)."""
-    cohort = Population(population.model, n_agents, population.representation, population.kde_bandwidth)
-    cohort.flow = flow
-    return rollout(cohort, policy, np.random.default_rng(seed))[1]
-
-
 def critic_value(model: BaseAlgorithm, observations: dict[str, np.ndarray]) -> float:
     """``mean_i Q_1(s^i, mu(s^i, m), m)``: the first critic at the deterministic policy's actions."""
     device = model.device
+    critic = cast("TD3 | SAC", model).critic  # SB3's critic interface (DDPG is a TD3); BaseAlgorithm declares none
     with th.no_grad():
-        q_values = model.critic(
+        q_values = critic(
             {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in observations.items()},
             th.tensor(ModelPolicy(model)(observations), dtype=th.float32, device=device),
         )[0]
@@ -99,112 +74,140 @@ def critic_overestimation(model: BaseAlgorithm, env: Any, n_particles: int = 10_
     estimate the same undiscounted value; SAC's soft critic also counts its entropy bonus, so its figure
     includes ``alpha`` times the remaining entropy.
     """
-    population = population_of(env)
-    cohort = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
-    cohort.reset(np.random.default_rng(seed))
-    critic = critic_value(model, cohort.observation())
-    _, returns = rollout(cohort, ModelPolicy(model), np.random.default_rng(seed))  # same seed: same initial particles
+    game = game_of(env).clone(n_particles)
+    own = None
+    if len(game.names) > 1:
+        model_env = model.get_env()
+        if model_env is None:
+            raise ValueError("a model of a game of several populations needs its PopulationVecEnv (model.get_env())")
+        own = model_env.get_attr("population", indices=[0])[0]
+    population = next((k for k, member in enumerate(game_of(env).members) if member is own), 0)
+    game.reset(population_rngs(seed, len(game.names)))
+    critic = critic_value(model, game.observation(population))
+    policies = {game.names[population]: ModelPolicy(model)}
+    returns = rollout(game, policies, seed)[1][population]  # same seed: same initial particles
     return overestimation(critic, returns)
 
 
 def rl_best_response(
     model: BaseAlgorithm,
     env: Any,
-    flow: PopulationFlow,
+    flows: PopulationFlow | Sequence[PopulationFlow],
+    population: str | int = 0,
     total_timesteps: int = 320_000,
     seed: int = 0,
     n_learners: int = 64,
     **algo_kwargs: Any,
 ) -> BaseAlgorithm:
-    """Train a fresh agent of ``model``'s algorithm and policy class against the frozen ``flow``.
+    """A fresh agent of ``model``'s algorithm and policy class trained as ``population``'s best response to ``flows``.
 
-    ``n_learners`` agents of ``env``'s model share the learner's policy and all play against the
-    recorded mean field (:meth:`SelfPlayVecEnv.against_flow`), which is exactly the best-response
-    problem; ``total_timesteps`` counts their transitions. ``n_learners=1`` trains a single agent.
+    ``n_learners`` agents of the population share its policy on a :class:`PopulationVecEnv` of a game whose
+    populations are all frozen to ``flows`` (one flow per population; one population: one flow): exactly the
+    best-response problem. ``total_timesteps`` counts their transitions.
     """
-    population = population_of(env)
-    if n_learners == 1:
-        best_env: Any = env_like(population, n_particles=1)
-        best_env.set_population_flow(flow)
-    else:
-        best_env = SelfPlayVecEnv.against_flow(population, flow, n_learners)
-        best_env.seed(seed)
+    game = game_of(env)
+    k = game.model.index(population)
+    frozen = (flows,) if isinstance(flows, PopulationFlow) else tuple(flows)
+    venv = PopulationVecEnv(ghost_game(game, k, n_learners, frozen), k)
+    venv.seed(seed)
     kwargs = {"policy_kwargs": model.policy_kwargs, "gamma": 1.0, "seed": seed, "verbose": 0, **algo_kwargs}
-    learner = type(model)(model.policy_class, best_env, **kwargs)
-    return learner.learn(total_timesteps)
+    return type(model)(model.policy_class, venv, **kwargs).learn(total_timesteps)
+
+
+class RLBestResponse:
+    """Population ``k``'s best response learned by a fresh agent of ``templates[k]``'s algorithm
+    (:func:`rl_best_response`), trained once, on the first replicate's flows, and evaluated on every replicate
+    with fresh noise (``fresh_noise``)."""
+
+    fresh_noise = True
+
+    def __init__(self, templates: Sequence[BaseAlgorithm], total_timesteps: int, rl_kwargs: dict[str, Any]) -> None:
+        self.templates, self.total_timesteps, self.rl_kwargs = templates, total_timesteps, rl_kwargs
+        self.trained: dict[int, PopulationPolicy] = {}
+
+    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
+        if population not in self.trained:
+            agent = rl_best_response(
+                self.templates[population], game, flows, population, self.total_timesteps, seed, **self.rl_kwargs
+            )
+            self.trained[population] = ModelPolicy(agent)
+        return self.trained[population]
+
+
+def exact_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]) -> BestResponder:
+    return ExactBestResponse()
+
+
+def rl_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]) -> BestResponder:
+    if any(template is None for template in templates):
+        raise ValueError("method='rl' needs an SB3 model per population or an rl_template (its algorithm is trained)")
+    return RLBestResponse(templates, options["rl_timesteps"], options["rl_kwargs"])  # type: ignore[arg-type]
+
+
+#: Best-response methods: ``name -> factory(templates, options) -> BestResponder`` (one per estimate).
+METHODS: dict[str, Callable[[Sequence[BaseAlgorithm | None], dict[str, Any]], BestResponder]] = {
+    "exact": exact_method,
+    "rl": rl_method,
+}
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    return method
+
+
+AnyPolicy = BaseAlgorithm | PopulationPolicy
 
 
 def nash_gap(
-    policy: BaseAlgorithm | PopulationPolicy,
+    policy: AnyPolicy | Sequence[AnyPolicy] | Mapping[str, AnyPolicy],
     env: Any,
     method: str = "exact",
     n_particles: int = 10_000,
     seed: int = 0,
     relative: bool = True,
+    n_replicates: int = 4,
     rl_timesteps: int = 320_000,
     rl_kwargs: dict[str, Any] | None = None,
     rl_template: BaseAlgorithm | None = None,
 ) -> NashGap:
-    """Nash gap of ``policy`` (an SB3 model or a callable) on ``env`` (any mfg_envs env or its population).
+    """The Nash gap of ``policy`` on ``env``: one :class:`mfg_envs.NashGap` (per population ``gaps[name]``; as
+    attributes the largest gap and its figures, with standard errors over ``n_replicates`` replicates).
 
-    - ``method="exact"``: exact best response with common random numbers
-      (:func:`mfg_envs.equilibrium.exact_nash_gap`); models without a closed form raise
-      ``NotImplementedError``.
-    - ``method="rl"``: a fresh agent of ``rl_template``'s algorithm, policy class and policy
-      keywords (default: ``policy`` itself when it is an SB3 model) trained for ``rl_timesteps``
-      transitions of 64 agents against the frozen flow (:func:`rl_best_response`; ``rl_kwargs`` go to
-      the algorithm, e.g. ``n_learners``), then both evaluated on fresh noise with common random
-      numbers. A lower bound of the gap: the learned best response can only fall short of the best one.
-
-    ``relative=True`` divides by the gap of the neutral policy (normalized action 0), computed with
-    the same method.
+    :param policy: an SB3 model or a callable ``obs -> normalized actions``; for several populations one per
+        population, in order or by name (a population missing from a mapping plays its current policy).
+    :param env: any mfg_envs env, core, :class:`PopulationVecEnv` or trainer.
+    :param method: a key of :data:`METHODS`: ``"exact"`` (``NotImplementedError`` for a model without exact best
+        responses) or ``"rl"`` (a best response per population trained for ``rl_timesteps`` transitions of 64
+        agents, ``rl_kwargs`` to its algorithm, e.g. ``n_learners``; the algorithm is the population's model's,
+        else ``rl_template``'s): a lower bound.
+    :param relative: also divide each gap by that population's gap when every population plays the neutral
+        policy (normalized action 0), with the same method.
     """
-    if method not in ("exact", "rl"):
-        raise ValueError(f"method must be 'exact' or 'rl', got {method!r}")
-    population = population_of(env)
-    if method == "exact":
-        return exact_nash_gap(population, as_policy(policy), n_particles, seed, relative)
-    template = rl_template or policy
-    if not isinstance(template, BaseAlgorithm):
-        raise ValueError("method='rl' needs an SB3 model as policy or as rl_template (its algorithm is trained)")
-    rl = (template, rl_timesteps, rl_kwargs or {})
-    result = _rl_gap(as_policy(policy), population, n_particles, seed, *rl)
-    if not relative:
-        return result
-    neutral = _rl_gap(ConstantPolicy(np.zeros(population.model.action_dim)), population, n_particles, seed, *rl)
-    return replace(result, relative_gap=result.gap / neutral.gap)
-
-
-def _rl_gap(
-    policy: PopulationPolicy,
-    population: Population,
-    n_particles: int,
-    seed: int,
-    template: BaseAlgorithm,
-    rl_timesteps: int,
-    rl_kwargs: dict[str, Any],
-) -> NashGap:
-    recorder = Population(population.model, n_particles, population.representation, population.kde_bandwidth)
-    flow, _ = rollout(recorder, policy, np.random.default_rng(seed))
-    best_response = rl_best_response(template, population, flow, rl_timesteps, seed, **rl_kwargs)
-    fresh_seed = seed + FRESH_NOISE_OFFSET
-    own = frozen_flow_returns(population, flow, policy, n_particles, fresh_seed)
-    best = frozen_flow_returns(population, flow, ModelPolicy(best_response), n_particles, fresh_seed)
-    diff = best - own
-    return NashGap(
-        gap=float(diff.mean()),
-        standard_error=float(diff.std(ddof=1) / np.sqrt(n_particles)),
-        policy_return=float(own.mean()),
-        best_response_return=float(best.mean()),
+    check_method(method)
+    game = game_of(env)
+    if method == "exact" and not exactly_solvable(game.model):
+        raise NotImplementedError(f"{model_name(game.model)} has no exact best response; use method='rl'")
+    # policies_in_order only validates the container and reorders it: SB3 models pass through like callables
+    chosen = game.policies_in_order(cast("Policies", [policy] if isinstance(policy, BaseAlgorithm) else policy))
+    templates = [p if isinstance(p, BaseAlgorithm) else rl_template for p in chosen]
+    options = {"rl_timesteps": rl_timesteps, "rl_kwargs": rl_kwargs or {}}
+    policies = [as_policy(p) for p in chosen]
+    return crn_nash_gap(
+        game, policies, lambda: METHODS[method](templates, options), method, n_particles, seed, relative, n_replicates
     )
 
 
 class NashGapCallback(BaseCallback):
-    """Log the Nash gap of the current policy every ``eval_freq`` steps.
+    """Log the Nash gap of the current policies every ``eval_freq`` calls.
 
     Records ``mfg/nash_gap``, ``mfg/relative_nash_gap``, ``mfg/nash_gap_se``, ``mfg/br_return`` and
-    ``mfg/policy_return`` and dumps the logger at that step. The env is the training env's model
-    (read with ``get_attr("population")``). All keywords are scalars, so an rl_zoo3 YAML entry
+    ``mfg/policy_return`` (the population with the largest gap: for one population, its own) and, for several
+    populations, the same keys per population as ``<key>/<name>``; then dumps the logger at that step.
+    ``history`` keeps ``(num_timesteps, NashGap)``. The policies are the trainer's models (a
+    :class:`~sb3_meanfield.training.MultiPopulationTrainer`), else the model for its population and the current
+    population policies of the others. All keywords are scalars, so an rl_zoo3 YAML entry
     ``sb3_meanfield.NashGapCallback: {eval_freq: 5000}`` builds it.
     """
 
@@ -215,15 +218,16 @@ class NashGapCallback(BaseCallback):
         n_particles: int = 10_000,
         seed: int = 0,
         rl_timesteps: int = 320_000,
+        n_replicates: int = 4,
+        relative: bool = True,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         if eval_freq < 1:
             raise ValueError(f"eval_freq must be an integer >= 1, got {eval_freq!r}")
-        if method not in ("exact", "rl"):
-            raise ValueError(f"method must be 'exact' or 'rl', got {method!r}")
-        self.eval_freq, self.method, self.n_particles = eval_freq, method, n_particles
+        self.eval_freq, self.method, self.n_particles = eval_freq, check_method(method), n_particles
         self.eval_seed, self.rl_timesteps = seed, rl_timesteps
+        self.n_replicates, self.relative = n_replicates, relative
         self.history: list[tuple[int, NashGap]] = []
 
     def _on_step(self) -> bool:
@@ -231,17 +235,39 @@ class NashGapCallback(BaseCallback):
             self.evaluate()
         return True
 
+    def current_policies(self) -> tuple[Game, list[AnyPolicy]]:
+        """The game and its current policies (the trainer's models, or this model for its population)."""
+        game = self.training_env.get_attr("game", indices=[0])[0]
+        models = getattr(self.model, "models", None)
+        if models is not None:
+            return game, list(models)
+        own = self.training_env.get_attr("population", indices=[0])[0]
+        return game, [self.model if member is own else member.policy for member in game.members]
+
     def evaluate(self) -> NashGap:
-        population = self.training_env.get_attr("population", indices=[0])[0]
+        game, policies = self.current_policies()
+        template = self.model if isinstance(self.model, BaseAlgorithm) else None
         result = nash_gap(
-            self.model, population, self.method, self.n_particles, self.eval_seed, rl_timesteps=self.rl_timesteps
+            policies,
+            game,
+            self.method,
+            n_particles=self.n_particles,
+            seed=self.eval_seed,
+            relative=self.relative,
+            n_replicates=self.n_replicates,
+            rl_timesteps=self.rl_timesteps,
+            rl_template=template,
         )
         self.history.append((self.num_timesteps, result))
-        self.logger.record("mfg/nash_gap", result.gap)
-        self.logger.record("mfg/relative_nash_gap", result.relative_gap)
-        self.logger.record("mfg/nash_gap_se", result.standard_error)
-        self.logger.record("mfg/br_return", result.best_response_return)
-        self.logger.record("mfg/policy_return", result.policy_return)
+        scopes = [("", result)] + (
+            [(f"/{name}", gap) for name, gap in result.gaps.items()] if len(game.names) > 1 else []
+        )
+        for suffix, figures in scopes:
+            self.logger.record(f"mfg/nash_gap{suffix}", figures.gap)
+            self.logger.record(f"mfg/relative_nash_gap{suffix}", figures.relative_gap)
+            self.logger.record(f"mfg/nash_gap_se{suffix}", figures.standard_error)
+            self.logger.record(f"mfg/br_return{suffix}", figures.best_response_return)
+            self.logger.record(f"mfg/policy_return{suffix}", figures.policy_return)
         self.logger.dump(self.num_timesteps)
         if self.verbose:
             print(f"step {self.num_timesteps}: Nash gap {result.gap:.4g} (relative {result.relative_gap:.4g})")
@@ -252,14 +278,14 @@ class StopTrainingOnNashGap(NashGapCallback):
     """A :class:`NashGapCallback` that stops training once the (relative, by default) gap is below ``threshold``."""
 
     def __init__(self, threshold: float, relative: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(relative=True, **kwargs)
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold!r}")
-        self.threshold, self.relative = threshold, relative
+        self.threshold, self.use_relative = threshold, relative
 
     def _on_step(self) -> bool:
         if self.n_calls % self.eval_freq:
             return True
         result = self.evaluate()
-        value = result.relative_gap if self.relative else result.gap
+        value = result.relative_gap if self.use_relative else result.gap
         return bool(value > self.threshold)

@@ -55,7 +55,9 @@ def load_metrics(path: str | Path) -> dict[str, np.ndarray]:
     return {key: np.array([float(row[key]) if row[key] else np.nan for row in rows]) for key in keys}
 
 
-def _series(metrics: Mapping[str, Sequence[float]], key: str, positive: bool = False) -> tuple[np.ndarray, ...]:
+def _series(
+    metrics: Mapping[str, Sequence[float] | np.ndarray], key: str, positive: bool = False
+) -> tuple[np.ndarray, ...]:
     """Steps and values of ``key`` where both are logged (and the value is > 0 for log axes)."""
     if key not in metrics or STEPS not in metrics:
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
@@ -66,7 +68,7 @@ def _series(metrics: Mapping[str, Sequence[float]], key: str, positive: bool = F
 
 
 def plot_learning_curves(
-    metrics: Mapping[str, Sequence[float]],
+    metrics: Mapping[str, Sequence[float] | np.ndarray],
     path: str | Path,
     title: str = "learning curves",
     equilibrium_return: float | None = None,
@@ -112,7 +114,7 @@ def plot_learning_curves(
 
 def load_agents(run_dir: str | Path, config: Mapping[str, Any]) -> list[Any]:
     """The trained SB3 models of a run folder (algorithm class from ``config["algo_class"]``): ``[model.zip]``, or
-    ``model_<population>.zip`` per population of ``config["populations"]`` (``train_multi`` runs), in order."""
+    ``model_<population>.zip`` per population of ``config["populations"]`` (runs of several populations), in order."""
     module, _, name = config["algo_class"].rpartition(".")
     algorithm = getattr(importlib.import_module(module), name)
     names = [f"model_{population}" for population in config["populations"]] if "populations" in config else ["model"]

@@ -1,21 +1,21 @@
-"""Self-consistent training of a multi-population game: one SB3 model per population, on one shared game.
+"""Self-consistent training of a game of several populations: one SB3 model per population, on one shared game.
 
-Model ``k`` learns on the :class:`~sb3_meanfield.multi.vec_env.PopulationVecEnv` of population ``k`` (its
+Model ``k`` learns on the :class:`~sb3_meanfield.common.vec_env.PopulationVecEnv` of population ``k`` (its
 first ``n_learners`` particles) and population ``k``'s other particles follow model ``k``'s live deterministic
-policy (``game.set_policy(k, ModelPolicy(model_k))``): every population follows its own policy, as in
-single-population self-play. Two schedules (:data:`MODES`):
+policy (:func:`~sb3_meanfield.common.vec_env.bind_population`): every population follows its own policy, as in
+single-population self-play (one model on one ``PopulationVecEnv``, SB3's own ``learn``). Two schedules (:data:`MODES`):
 
 - ``"alternating"`` (the default): the models take turns. Model ``k`` runs SB3's own ``learn`` for
   ``switch_freq`` env steps of the game (default: one episode) while every other population, its learners
   included, plays its current deterministic policy; then model ``k+1``, and so on. SB3's training loop runs
-  unchanged; the trainer only (1) points ``model._last_obs`` at the game's current observation when a turn
+  unchanged; the trainer only (1) points the model's next transition at the game's current observation when a turn
   starts (the other models moved the game in between, so the first transition of the turn starts where the
   game is) and (2) keeps each model's progress (learning-rate schedules) on its whole budget instead of the
   turn. The game makes ``K`` times as many env steps as each model collects.
 - ``"simultaneous"``: at every env step each population's learners act with their model's exploration actions,
   the game moves once, each model stores its own transitions and, every ``train_freq`` env steps, takes its
   gradient steps. This is SB3's ``collect_rollouts`` for a rollout of one step written out for ``K`` models with
-  SB3's building blocks (``_sample_action``, ``_store_transition``, ``train``); it needs ``train_freq`` in steps
+  SB3's building blocks (:class:`~sb3_meanfield.common.sb3_adapter.OffPolicySteps`); it needs ``train_freq`` in steps
   and no gSDE.
 
 Alternating is the default because it is the simpler to keep correct: SB3's ``learn`` does all the
@@ -30,23 +30,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from copy import deepcopy
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.type_aliases import TrainFrequencyUnit
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from tqdm import tqdm
 
 import mfg_envs
 from mfg_envs.core import check_int
-from mfg_envs.multi_population import MultiPopulation, game_of
-from sb3_meanfield.evaluation import ModelPolicy
-from sb3_meanfield.multi.vec_env import PopulationVecEnv, population_envs, step_populations
+from mfg_envs.game import Game, game_of
+from sb3_meanfield.common.sb3_adapter import OffPolicySteps
+from sb3_meanfield.common.vec_env import PopulationVecEnv, bind_population, population_envs, step_populations
 
 MODES = ("alternating", "simultaneous")
 
@@ -59,7 +56,9 @@ class _GameStepHook(BaseCallback):
         self.trainer, self.budget_end = trainer, budget_end
 
     def _on_training_start(self) -> None:
-        self.model._total_timesteps = self.budget_end  # SB3 set it to the end of this turn
+        # only attached to the trainer's models, which __init__ checked to be off-policy
+        model = cast(OffPolicyAlgorithm, self.model)
+        OffPolicySteps(model).budget_until(self.budget_end)  # SB3 set it to the end of this turn
 
     def _on_step(self) -> bool:
         return self.trainer._after_env_step()
@@ -83,23 +82,26 @@ class MultiPopulationTrainer:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        envs = [model.get_env() for model in models]
-        if not all(isinstance(model, OffPolicyAlgorithm) for model in models):
+        all_envs = [model.get_env() for model in models]
+        off_policy = [model for model in models if isinstance(model, OffPolicyAlgorithm)]
+        if len(off_policy) != len(models):
             raise ValueError("every model must be an SB3 off-policy algorithm (DDPG, TD3, SAC or their MF versions)")
-        if not envs or not all(isinstance(env, PopulationVecEnv) for env in envs):
+        envs = [env for env in all_envs if isinstance(env, PopulationVecEnv)]
+        if not envs or len(envs) != len(all_envs):
             raise ValueError("every model must be built on a PopulationVecEnv (unwrapped) of the game")
         game = envs[0].game
         indices = sorted(env.population_index for env in envs)
         if any(env.game is not game for env in envs) or indices != list(range(len(game.members))):
             raise ValueError(f"models must hold one model per population {game.names}, all on one game")
         order = sorted(range(len(models)), key=lambda i: envs[i].population_index)
-        self.models = [models[i] for i in order]
+        self.models = [off_policy[i] for i in order]
+        self.steps = [OffPolicySteps(model) for model in self.models]
         self.venvs: list[PopulationVecEnv] = [envs[i] for i in order]
-        self.game: MultiPopulation = game
+        self.game: Game = game
         self.mode = mode
         self.switch_freq = game.model.n_steps if switch_freq is None else check_int("switch_freq", switch_freq)
-        for k, model in enumerate(self.models):  # self-consistent: population k follows model k
-            game.set_policy(k, ModelPolicy(model))
+        for model in self.models:  # self-consistent: population k follows model k
+            bind_population(model)
         self.logger = Logger(None, [])
         self.num_env_steps = 0
         self._callback: BaseCallback = CallbackList([])
@@ -165,10 +167,10 @@ class MultiPopulationTrainer:
         """
         steps = [math.ceil(check_int("total_timesteps", total_timesteps) / venv.num_envs) for venv in self.venvs]
         ends = [model.num_timesteps + n * venv.num_envs for model, n, venv in zip(self.models, steps, self.venvs)]
-        if any(model._last_obs is None for model in self.models) or self.game.members[0].states.shape[0] == 0:
+        if not all(driver.started for driver in self.steps) or not self.game.started:
             self.venvs[0].reset()  # the whole game, seeded like model 0's env
-        for model, venv in zip(self.models, self.venvs):
-            model._last_obs = venv.observe()
+        for driver, venv in zip(self.steps, self.venvs):
+            driver.start_from(venv.observe())
         self._callback = CallbackList(list(callback)) if isinstance(callback, list) else callback or CallbackList([])
         self._callback.init_callback(self)  # type: ignore[arg-type]
         self._callback.on_training_start(locals(), globals())
@@ -199,64 +201,28 @@ class MultiPopulationTrainer:
                 turn = min(self.switch_freq, remaining[k])
                 if turn == 0 or not self._continue:
                     continue
-                model._last_obs = venv.observe()  # the other models moved the game
+                self.steps[k].start_from(venv.observe())  # the other models moved the game
                 model.learn(
                     turn * venv.num_envs,
                     callback=_GameStepHook(self, ends[k]),
-                    log_interval=None if log_interval is None else log_interval * venv.num_envs,
+                    # SB3 annotates int but passes it on to collect_rollouts, which takes None (no logging)
+                    log_interval=None if log_interval is None else log_interval * venv.num_envs,  # type: ignore[arg-type]
                     reset_num_timesteps=False,
                 )
                 remaining[k] -= turn
 
     def _learn_simultaneous(self, steps: list[int], ends: list[int], log_interval: int | None) -> None:
-        for model, end in zip(self.models, ends):
-            if model.use_sde or model.train_freq.unit != TrainFrequencyUnit.STEP:
-                raise ValueError("mode='simultaneous' needs train_freq in steps and use_sde=False")
-            model._setup_learn(end - model.num_timesteps, None, reset_num_timesteps=False)
+        for driver, end in zip(self.steps, ends):
+            driver.setup(end)
         for step in range(max(steps)):
             active = [k for k, n in enumerate(steps) if step < n]
-            models, venvs = [self.models[k] for k in active], [self.venvs[k] for k in active]
-            samples = []
-            for model, venv in zip(models, venvs):
-                model.policy.set_training_mode(False)
-                samples.append(model._sample_action(model.learning_starts, model.action_noise, venv.num_envs))
+            drivers, venvs = [self.steps[k] for k in active], [self.venvs[k] for k in active]
+            samples = [driver.sample(venv.num_envs) for driver, venv in zip(drivers, venvs)]
             results = step_populations(venvs, [actions for actions, _ in samples])
-            for model, venv in zip(models, venvs):
-                model.num_timesteps += venv.num_envs
+            for driver, venv in zip(drivers, venvs):
+                driver.model.num_timesteps += venv.num_envs
             if not self._after_env_step():
                 return
-            for model, venv, (_, buffer_actions), result in zip(models, venvs, samples, results):
-                _store_step(model, venv.num_envs, buffer_actions, result, log_interval)
-                _train_step(model, venv.num_envs)
-
-
-def _store_step(
-    model: OffPolicyAlgorithm,
-    n_envs: int,
-    buffer_actions: np.ndarray,
-    result: VecEnvStepReturn,
-    log_interval: int | None,
-) -> None:
-    """The bookkeeping of SB3's ``collect_rollouts`` after one env step and its callbacks (all learners end their
-    episodes together)."""
-    obs, rewards, dones, infos = result
-    model._update_info_buffer(infos, dones)
-    model._store_transition(model.replay_buffer, buffer_actions, obs, rewards, dones, infos)
-    model._update_current_progress_remaining(model.num_timesteps, model._total_timesteps)
-    model._on_step()
-    if dones[0]:
-        model._episode_num += n_envs
-        if model.action_noise is not None:
-            model.action_noise.reset()
-        if log_interval is not None and (model._episode_num // n_envs) % log_interval == 0:
-            model.dump_logs()
-
-
-def _train_step(model: OffPolicyAlgorithm, n_envs: int) -> None:
-    """SB3's ``learn``: after every ``train_freq`` env steps past ``learning_starts``, ``gradient_steps`` updates."""
-    frequency = model.train_freq.frequency
-    if (model.num_timesteps // n_envs) % frequency or model.num_timesteps <= model.learning_starts:
-        return
-    gradient_steps = model.gradient_steps if model.gradient_steps >= 0 else frequency * n_envs
-    if gradient_steps > 0:
-        model.train(batch_size=model.batch_size, gradient_steps=gradient_steps)
+            for driver, venv, (_, buffer_actions), result in zip(drivers, venvs, samples, results):
+                driver.store(venv.num_envs, buffer_actions, result, log_interval)
+                driver.train_step(venv.num_envs)

@@ -22,9 +22,8 @@ import numpy as np
 import torch as th  # imported after the thread setting above
 import yaml
 
-import mfg_envs
-from mfg_envs.core import Population, PopulationPolicy, rollout
-from mfg_envs.multi_population import MultiPopulation, rollout_joint
+from mfg_envs.core import PopulationPolicy
+from mfg_envs.game import rollout
 from sb3_meanfield import ModelPolicy
 from sb3_meanfield.plotting import load_agents
 
@@ -49,10 +48,7 @@ def played_actions(run_dir: Path, n_particles: int, seed: int) -> np.ndarray:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     policies = [RecordedPolicy(ModelPolicy(model)) for model in load_agents(run_dir, config)]
     env = gym.make(config["env"], **config["env_kwargs"]).unwrapped
-    if config["env"] in mfg_envs.MULTI_ENV_IDS:
-        rollout_joint(MultiPopulation(env.game.model, n_particles), policies, seed)
-    else:
-        rollout(Population(env.population.model, n_particles), policies[0], np.random.default_rng(seed))
+    rollout(env.game.clone(n_particles), policies, seed)
     return np.concatenate([np.concatenate(policy.actions) for policy in policies])
 
 

@@ -39,10 +39,10 @@ def finished_run(folder: Path, train_args: list[str], launcher: str = "sb3_meanf
     """The newest finished run in ``folder`` whose saved configuration and package versions are what ``train_args``
     (flags of ``python -m <launcher>``, ``sb3_meanfield.train`` or ``.train_multi``) resolve to now, else ``None``:
     a run is deterministic for its configuration and seed, so such a run is the one training again would give."""
-    from sb3_meanfield.train import package_versions, plain
+    from sb3_meanfield.config import resolve_config
+    from sb3_meanfield.run import package_versions, plain
 
-    module = importlib.import_module(launcher)
-    expected = plain(module.resolve_config(module.build_parser().parse_args(train_args)))
+    expected = plain(resolve_config(importlib.import_module(launcher).build_parser().parse_args(train_args)))
     expected["versions"] = plain(package_versions())
     # saved as built, not as configured: the learners of self-play, the default length of an alternating turn
     expected.pop("n_envs", None)

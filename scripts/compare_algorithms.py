@@ -4,13 +4,13 @@
         [--workers 2] [-f runs/compare] [--markdown table.md] [--plot compare.png] [--rl-timesteps 160000]
         [--rl-responder sac] [-n STEPS] [--reuse]
 
-Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.train`` (self-play) on the
-single-population ids, ``python -m sb3_meanfield.train_multi`` (one model per population, alternating) on the
-multi-population ids. Its FINAL policy is scored by
+Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.train`` (self-play on the
+single-population ids, one model per population, alternating, on the multi-population ids). Its FINAL policy is
+scored by
 
 - the relative Nash gap: exact (10,000 particles per population, 4 replicates, common random numbers) where the
-  model has exact best responses; otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap` /
-  :func:`sb3_meanfield.multi_nash_gap` with ``method="rl"``: a fresh agent trained for ``--rl-timesteps``
+  model has exact best responses; otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap`,
+  one policy per population, with ``method="rl"``: a fresh agent trained for ``--rl-timesteps``
   transitions against the frozen flow, the neutral policy's gap found the same way); on a multi-population id
   the largest of the populations' gaps. The best responder is the same for every algorithm's policy
   (``--rl-responder``, default SAC with its shipped policy for the id), so the bounds compare the policies, not
@@ -58,9 +58,9 @@ ALL_ENVS = (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS)
 def run_multi(
     algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), reuse: bool = False
 ) -> dict:
-    """Train one model per population (``launch`` of ``sb3_meanfield.train_multi``); return its final evaluation."""
+    """Train one model per population (``launch`` of ``sb3_meanfield.train``); return its final evaluation."""
     run_dir = launch(
-        "sb3_meanfield.train_multi", algo, env_id, seed, log_folder / f"{env_id}_{algo}_{seed}", extra_args, reuse
+        "sb3_meanfield.train", algo, env_id, seed, log_folder / f"{env_id}_{algo}_{seed}", extra_args, reuse
     )
     if isinstance(run_dir, str):
         return {"algo": algo, "env": env_id, "seed": seed, "error": run_dir}
@@ -91,14 +91,11 @@ def responder_template(env_id: str, algo: str) -> OffPolicyAlgorithm:
     """An untrained ``algo`` model with its shipped policy for ``env_id``: the best responder's algorithm, policy
     class and policy keywords (:func:`sb3_meanfield.evaluation.rl_best_response`)."""
     size = ["--algo", algo, "--env", env_id, "--n-particles", "8", "--n-learners", "1"]
-    if env_id in mfg_envs.MULTI_ENV_IDS:
-        from sb3_meanfield import train_multi
+    from sb3_meanfield.config import build, build_trainer, resolve_config
+    from sb3_meanfield.train import parse_args
 
-        trainer, _ = train_multi.build(train_multi.resolve_config(train_multi.build_parser().parse_args(size)))
-        return trainer.models[0]
-    from sb3_meanfield import train
-
-    return train.build(train.resolve_config(train.parse_args(size)))[1]
+    config = resolve_config(parse_args(size))
+    return build_trainer(config)[0].models[0] if env_id in mfg_envs.MULTI_ENV_IDS else build(config)[1]
 
 
 def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
@@ -107,7 +104,7 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
     import torch as th
     import yaml
 
-    from sb3_meanfield import ModelPolicy, multi_nash_gap, nash_gap
+    from sb3_meanfield import ModelPolicy, nash_gap
     from sb3_meanfield.plotting import load_agents
 
     th.set_num_threads(1)
@@ -121,11 +118,7 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
     }
     # callables, not models: the template's algorithm responds
     policies = [ModelPolicy(model) for model in load_agents(run_dir, config)]
-    if config["env"] in mfg_envs.MULTI_ENV_IDS:
-        gap = multi_nash_gap(policies, env, "rl", **rl).max_relative_gap
-    else:
-        gap = nash_gap(policies[0], env, "rl", **rl).relative_gap
-    print(gap)
+    print(nash_gap(policies, env, "rl", **rl).relative_gap)
 
 
 def run(

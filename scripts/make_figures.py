@@ -10,7 +10,7 @@ and the figures of :func:`mfg_envs.plotting.write_population_figures` for the ex
 ``docs/figures/overview.png`` (the README figure) puts the five frames side by side.
 
 The printed tables (markdown) are the numbers of the docs: the exact equilibrium return ``-J*`` and exact
-Nash gaps (``mfg_envs.equilibrium.exact_nash_gap``: 4 replicates of ``--particles`` particles, seeds 0-3,
+Nash gaps (``mfg_envs.exact_nash_gap``: 4 replicates of ``--particles`` particles, seeds 0-3,
 common random numbers) of the equilibrium policy, of the equilibrium shifted by +0.1 in every physical
 action, and of the neutral policy (normalized action 0); for ``MFGCrowd-v0`` mean returns instead.
 """
@@ -30,8 +30,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import mfg_envs
-from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationPolicy, rollout
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap
+from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationPolicy
+from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.game import Game, rollout
+from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.plotting import write_population_figures
 from mfg_envs.rendering import exact_equilibrium
 
@@ -94,18 +96,18 @@ def results_table(env_id: str, n_particles: int) -> list[str]:
             ("PD baseline (gain 1, damping 2)", GoalSeekingPolicy(model)),
             ("neutral policy", neutral),
         ):
-            returns = rollout(Population(model, n_particles), policy, np.random.default_rng(0))[1]
+            returns = rollout(Game(model, n_particles), policy, 0)[1][0]
             se = returns.std(ddof=1) / np.sqrt(n_particles)
             rows.append(f"| mean return, {name}, N = {n_particles} | {returns.mean():.4f} +- {se:.2g} |")
         return rows
     rows.append(f"| exact equilibrium return -J* | {equilibrium.expected_return:.10f} |")
-    neutral_gap = exact_nash_gap(env, neutral, n_particles, relative=False)
+    neutral_gap = exact_nash_gap(neutral, env, n_particles, relative=False)
     for name, policy in (
         ("exact equilibrium policy (finite-N floor)", equilibrium.policy),
         ("equilibrium + 0.1 in every action", shifted(equilibrium.policy, 0.1)),
         ("neutral policy (normalized action 0)", neutral),
     ):
-        gap = neutral_gap if policy is neutral else exact_nash_gap(env, policy, n_particles, relative=False)
+        gap = neutral_gap if policy is neutral else exact_nash_gap(policy, env, n_particles, relative=False)
         relative = gap.gap / neutral_gap.gap
         rows.append(
             f"| Nash gap, {name}, N = {n_particles} | {gap.gap:.4g} +- {gap.standard_error:.2g} "

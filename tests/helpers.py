@@ -1,6 +1,8 @@
-"""Helpers shared by the training tests."""
+"""Helpers shared by the tests."""
 
 from stable_baselines3.common.callbacks import BaseCallback
+
+from mfg_envs.game import Game, rollout
 
 
 class StopAfter(BaseCallback):
@@ -12,3 +14,9 @@ class StopAfter(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.n_calls < self.stop_at
+
+
+def rollout_population(population, policy, seed):
+    """One episode of ``population``'s own particles (the ``K = 1`` game around it): its flow and returns."""
+    flows, returns = rollout(Game.of(population), policy, seed)
+    return flows[0], returns[0]

@@ -1,4 +1,5 @@
-"""The ``python -m sb3_meanfield.train`` command line and the rl_zoo3 command with our config."""
+"""The ``python -m sb3_meanfield.train`` command line (every id; the multi-population runs themselves are tested in
+test_multi_training.py) and the rl_zoo3 command with our config."""
 
 import importlib.util
 import os
@@ -11,18 +12,13 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
+import mfg_envs
+from sb3_meanfield.config import UsageError, accepted_keywords, key_value, parse_value, resolve_config, schedule
 from sb3_meanfield.td3 import MFTD3
-from sb3_meanfield.train import (
-    UsageError,
-    accepted_keywords,
-    key_value,
-    parse_args,
-    parse_value,
-    resolve_config,
-    schedule,
-)
+from sb3_meanfield.train import main, parse_args, train
 
 LQ = "MFGLinearQuadratic-v0"
+LQM = "MFGLinearQuadraticMulti-v0"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -34,7 +30,10 @@ def run(*argv: str, cwd: Path) -> subprocess.Popen:
 
 # --------------------------------------------------------------------------- usage errors, in subprocesses
 BAD_COMMANDS = {
-    "unknown env id": (["--env", "Nope-v0"], "unknown env id 'Nope-v0'"),
+    "unknown env id": (
+        ["--env", "Nope-v0"],
+        f"unknown env id 'Nope-v0'; the mfg_envs ids are {', '.join(mfg_envs.ALL_ENV_IDS)}",
+    ),
     "unknown algo": (["--algo", "ppo"], "argument --algo: invalid choice: 'ppo'"),
     "hyperparams without colon": (["--hyperparams", "learning_rate"], "expected key:value"),
     "malformed hyperparams value": (["--hyperparams", "batch_size:[1,"], "malformed value"),
@@ -67,6 +66,40 @@ def test_bad_arguments_give_one_line_and_exit_code_2(bad_runs, case):
     assert stderr.startswith("python -m sb3_meanfield.train: error: ")
     assert BAD_COMMANDS[case][1] in stderr
     assert "Traceback" not in stderr
+
+
+#: Flags that do not apply to the kind of id, and more bad values, in the process (the command's own exit is tested
+#: above): ``argv -> message``.
+USAGE_ERRORS = {
+    "more learners than particles, several populations": (
+        ["--env", LQM, "--n-particles", "4", "--n-learners", "8"],
+        "n_learners must be in [1, 4]",
+    ),
+    "representative mode, several populations": (
+        ["--env", LQM, "--mode", "representative"],
+        "--mode representative only applies to single-population ids; MFGLinearQuadraticMulti-v0 trains one model per",
+    ),
+    "sync flags, several populations": (
+        ["--env", LQM, "--sync-freq", "5", "--sync-mode", "fictitious_play"],
+        "--sync-freq, --sync-mode only apply to single-population ids",
+    ),
+    "checkpoints, several populations": (["--env", LQM, "--checkpoint-freq", "5"], "--checkpoint-freq only applies"),
+    "schedule, one population": (["--schedule", "simultaneous"], "--schedule only applies to multi-population ids"),
+    "switch-freq, one population": (["--switch-freq", "3"], "--switch-freq only applies to multi-population ids"),
+    "unknown schedule": (["--env", LQM, "--schedule", "both"], "argument --schedule: invalid choice: 'both'"),
+    "multi-population key, one population": (["--hyperparams", "switch_freq:3"], "unknown hyperparameter(s) ['switch_"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+def test_flags_for_the_other_kind_of_id_are_usage_errors(case, capsys, tmp_path):
+    argv, message = USAGE_ERRORS[case]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "-f", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("python -m sb3_meanfield.train: error: ") and message in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
@@ -160,3 +193,36 @@ def test_yaml_configs_are_read_like_rl_zoo3(tmp_path):
     config = resolve_config(parse_args(["--conf-file", str(conf), "--mode", "representative"]))
     assert (config["policy"], config["n_timesteps"]) == ("MultiInputPolicy", 5)
     assert config["algo_kwargs"] == {"batch_size": 32}
+
+
+def test_several_populations_take_the_schedule_flags_and_their_config_keys(tmp_path):
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "hyperparams = {'default': {'n_timesteps': 10, 'batch_size': 64, 'callback': 'a.SingleCallback'},"
+        f" {LQM!r}: {{'n_timesteps': 20, 'switch_freq': 7, 'n_envs': 3}}}}\n"
+        "self_play = {'default': {'batch_size': 128, 'n_particles': 500}}\n"
+    )
+    config = resolve_config(parse_args(["--env", LQM, "--conf-file", str(conf)]))
+    assert (config["mode"], config["schedule"], config["switch_freq"]) == ("self-play", "alternating", 7)
+    assert (config["n_timesteps"], config["n_particles"], config["n_learners"]) == (20, 500, 64)
+    assert config["algo_kwargs"] == {"batch_size": 128} and config["callback"] == [] and "n_envs" not in config
+    flags = ["--schedule", "simultaneous", "--switch-freq", "3", "--n-learners", "9", "--hyperparams", "n_learners:5"]
+    config = resolve_config(parse_args(["--env", LQM, "--conf-file", str(conf), *flags]))
+    assert (config["schedule"], config["switch_freq"], config["n_learners"]) == ("simultaneous", 3, 9)
+    assert config["algo_kwargs"] == {"batch_size": 128}
+    other = "MFGCrowdMulti-v0"  # not in the table: the default entry without its single-population callbacks
+    config = resolve_config(parse_args(["--env", other, "--conf-file", str(conf)]))
+    assert (config["n_timesteps"], config["switch_freq"], config["callback"]) == (10, None, [])
+
+
+def test_a_multi_population_run_cannot_be_resumed(tmp_path, capsys):
+    argv = ["--env", LQM, "-n", "16", "--n-particles", "8", "--n-learners", "4", "--eval-particles", "50"]
+    argv += ["-f", str(tmp_path), "--no-progress", "--hyperparams", "learning_starts:8", "batch_size:8"]
+    argv += ["env_kwargs:dict(n_steps=4)", "callback:[]"]
+    run_dir = train(parse_args(argv))
+    assert not (run_dir / "checkpoint").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resume", str(run_dir)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "multi-population runs write no checkpoint" in err, err

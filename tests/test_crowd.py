@@ -1,15 +1,20 @@
-"""Crowd models: the exact CrowdLQ equilibrium against MODELS.md and simulation, and the seed-form crowd's rules."""
+"""Crowd models: the exact CrowdLQ equilibrium against docs/models.md and simulation, and the walled crowd's rules."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import rollout_population
 
-from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, histogram, rollout
+from mfg_envs import exactly_solvable, solve_equilibrium
+from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, histogram
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv, CrowdLQModel, CrowdModel
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap
+from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.game import Game
+from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.vector import MeanFieldVectorEnv
 
-J_STAR = 0.7266301773  # MODELS.md, defaults (cost; the return is -J*)
+J_STAR = 0.7266301773  # docs/models.md, "MFGCrowdLQ-v0", defaults (cost; the return is -J*)
 AXIS_COSTS = (0.8366282838, -0.1099981065)
 N_GAP = 20_000
 
@@ -144,14 +149,14 @@ def test_exact_flow_needs_axis_separable_gains(model, equilibrium):
 def test_particle_nash_gaps_match_the_exact_law(model, equilibrium, name, gap):
     env = CrowdLQEnv(n_particles=10)
     policy = ConstantPolicy(np.zeros(2)) if name == "zero" else perturbed(model, equilibrium, name)
-    estimate = exact_nash_gap(env, policy, n_particles=N_GAP, seed=11, relative=False)
+    estimate = exact_nash_gap(policy, env, n_particles=N_GAP, seed=11, relative=False)
     # Sampling error (4 se) plus the O(1/N) empirical-flow floor (~0.6/N on this model).
     assert abs(estimate.gap - gap) < 4 * estimate.standard_error + 3 * 0.6 / N_GAP + 5e-4 * gap
 
 
 def test_equilibrium_particle_gap_is_within_the_finite_n_floor(equilibrium):
     estimate = exact_nash_gap(
-        CrowdLQEnv(n_particles=10), equilibrium.policy, n_particles=N_GAP, seed=12, relative=False
+        equilibrium.policy, CrowdLQEnv(n_particles=10), n_particles=N_GAP, seed=12, relative=False
     )
     assert abs(estimate.gap) < 3 * 0.6 / N_GAP + 3 * estimate.standard_error
     assert estimate.standard_error < 1e-4
@@ -189,7 +194,7 @@ def test_representative_agent_against_the_exact_flow_earns_minus_j_star(equilibr
     n = 20_000
     ghosts = Population(CrowdLQModel(), n)
     ghosts.flow = equilibrium.flow
-    _, returns = rollout(ghosts, equilibrium.policy, np.random.default_rng(5))
+    _, returns = rollout_population(ghosts, equilibrium.policy, 5)
     assert abs(returns.mean() - equilibrium.expected_return) < 4 * returns.std() / np.sqrt(n)
 
 
@@ -206,7 +211,7 @@ def test_lq_reward_is_the_documented_cost(model):
     np.testing.assert_allclose(model.terminal_reward(states, mean_field), -terminal, rtol=1e-12)
 
 
-# --------------------------------------------------------------------------- seed-form crowd
+# --------------------------------------------------------------------------- walled crowd
 def independent_density(positions, low, high, n_bins):
     """Histogram density with numpy's histogram2d (walls included in the last cell)."""
     counts, _, _ = np.histogram2d(*positions.T, bins=n_bins, range=[(low, high), (low, high)])
@@ -221,7 +226,7 @@ def test_seed_form_particles_stay_inside_under_extreme_actions():
     for n in range(model.n_steps):
         assert (np.abs(population.states[:, :2]) <= 2.0).all()
         push = np.sign(rng.standard_normal((2000, 2))) if n % 2 else np.tile([1.0, -1.0], (2000, 1))
-        population.step(push, model.noise(2000, rng) * 10)
+        Game.of(population).step([push], [model.noise(2000, rng) * 10])
     assert (np.abs(population.states[:, :2]) <= 2.0).all()
     assert (np.abs(population.states[:, :2]) == 2.0).any()  # the walls were reached
 
@@ -292,11 +297,13 @@ def test_seed_form_rewards_through_the_pettingzoo_front_end():
 
 
 def test_seed_form_has_no_exact_solution():
-    model = CrowdModel()
-    with pytest.raises(NotImplementedError):
-        model.solve_equilibrium()
-    with pytest.raises(NotImplementedError):
-        model.best_response(PopulationFlow(np.zeros((41, 400)), ({},) * 41))
+    assert not exactly_solvable(CrowdModel())
+    assert exactly_solvable(CrowdLQModel())
+    env = gym.make("MFGCrowd-v0")
+    with pytest.raises(NotImplementedError, match="CrowdModel has no exact equilibrium"):
+        solve_equilibrium(env)
+    with pytest.raises(NotImplementedError, match="CrowdModel has no exact best response"):
+        exact_nash_gap(ConstantPolicy(np.zeros(2)), env, n_particles=10)
 
 
 def test_env_classes_wire_the_models():
@@ -345,4 +352,4 @@ def test_ill_posed_crowd_aversion_is_rejected_at_construction():
     with pytest.raises(ValueError, match="crowd_aversion"):
         CrowdLQModel(crowd_aversion=5.0, bandwidth=0.1)
     with pytest.raises(ValueError, match="keyword"):
-        CrowdLQEnv(action_cost=0.1)  # a seed-form keyword
+        CrowdLQEnv(action_cost=0.1)  # a walled-crowd keyword

@@ -7,10 +7,12 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
 import mfg_envs
+from mfg_envs import exactly_solvable, solve_equilibrium
 from mfg_envs.core import ConstantPolicy, Population, cell_index, histogram
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_multi import CrowdMultiEnv, CrowdMultiModel
-from mfg_envs.multi_population import MultiPopulation, population_rngs, rollout_joint
+from mfg_envs.game import Game, population_rngs, rollout
+from mfg_envs.nash_gap import exact_nash_gap
 
 ENV_ID = "MFGCrowdMulti-v0"
 AT_REST = ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))  # zero initial variance: every particle on its mean
@@ -20,7 +22,7 @@ CELL_AREA = (4.0 / 20) ** 2  # default domain (-2, 2), n_bins 20
 
 def first_rewards(**kwargs):
     """Every particle's reward of step 0 under the neutral action, per population (sigma 0, core API)."""
-    game = MultiPopulation(CrowdMultiModel(sigma=0.0, **kwargs), 5)
+    game = Game(CrowdMultiModel(sigma=0.0, **kwargs), 5)
     game.reset(population_rngs(0, 2))
     zeros = [np.zeros((5, 2)), np.zeros((5, 2))]
     return game.step(zeros, zeros)
@@ -50,11 +52,12 @@ def test_pettingzoo_parallel_api():
 
 
 def test_no_exact_equilibrium_or_best_response():
-    model = CrowdMultiModel()
-    with pytest.raises(NotImplementedError, match="RL best responses"):
-        model.solve_equilibrium()
-    with pytest.raises(NotImplementedError, match="RL best responses"):
-        model.best_response(0, ())
+    assert not exactly_solvable(CrowdMultiModel())
+    env = gym.make(ENV_ID)
+    with pytest.raises(NotImplementedError, match="CrowdMultiModel has no exact equilibrium"):
+        solve_equilibrium(env)
+    with pytest.raises(NotImplementedError, match="CrowdMultiModel has no exact best response"):
+        exact_nash_gap([ConstantPolicy(np.zeros(2))] * 2, env, n_particles=10)
 
 
 # --------------------------------------------------------------------------- dynamics
@@ -95,9 +98,9 @@ def test_gymnasium_learner_moves_under_the_action_and_the_others_under_the_neutr
 
 
 def test_walls_keep_both_populations_inside_the_domain():
-    game = MultiPopulation(CrowdMultiModel(domain=(-1.5, 1.5)), (200, 150))
+    game = Game(CrowdMultiModel(domain=(-1.5, 1.5)), (200, 150))
     policies = [ConstantPolicy(np.array([-1.0, 1.0])), ConstantPolicy(np.array([1.0, -1.0]))]
-    rollout_joint(game, policies, seed=4)
+    rollout(game, policies, seed=4)
     for member, corner in zip(game.members, [(-1.5, 1.5), (1.5, -1.5)]):
         positions, velocities = member.states[:, :2], member.states[:, 2:]
         assert ((positions >= -1.5) & (positions <= 1.5)).all()
@@ -125,7 +128,7 @@ def test_red_reward_moves_by_exactly_the_cross_aversion_times_blues_density():
 def test_rewards_match_the_formula_with_both_histograms():
     aversion = np.array([[0.15, 0.4], [0.3, 0.07]])
     spread = ((0.3, 0.3, 0.05, 0.05), (0.3, 0.3, 0.05, 0.05))
-    game = MultiPopulation(CrowdMultiModel(aversion=aversion, init_var=spread, action_cost=0.2), (300, 200))
+    game = Game(CrowdMultiModel(aversion=aversion, init_var=spread, action_cost=0.2), (300, 200))
     rngs = population_rngs(5, 2)
     game.reset(rngs)
     model, bounds = game.model, np.array([(-2.0, 2.0)] * 2)
@@ -149,9 +152,9 @@ def test_rewards_match_the_formula_with_both_histograms():
 def test_without_cross_aversion_red_does_not_depend_on_blue():
     def red_returns(blue_start, cross, blue_action):
         model = CrowdMultiModel(aversion=((0.1, cross), (0.1, 0.1)), init_mean=(RED_START, blue_start))
-        game = MultiPopulation(model, (200, 100))
+        game = Game(model, (200, 100))
         policies = [lambda obs: np.clip(-obs["state"][:, 2:], -1, 1), ConstantPolicy(np.array(blue_action))]
-        flows, returns = rollout_joint(game, policies, seed=6)
+        flows, returns = rollout(game, policies, seed=6)
         return flows[0], returns[0]
 
     on_red = ((-1.0, 0.5, 0.0, 0.0), 0.0, (0.0, 0.0))
@@ -163,11 +166,11 @@ def test_without_cross_aversion_red_does_not_depend_on_blue():
     # the same red particles in a single-population MFGCrowd-v0 with l2 = A_rr get the same rewards
     single = Population(CrowdModel(crowd_aversion=0.1), 200)
     single.reset(population_rngs(6, 2)[0])
-    game = MultiPopulation(CrowdMultiModel(aversion=((0.1, 0.0), (0.1, 0.1))), (200, 100))
+    game = Game(CrowdMultiModel(aversion=((0.1, 0.0), (0.1, 0.1))), (200, 100))
     game.reset(population_rngs(6, 2))
     np.testing.assert_array_equal(single.states, game.members[0].states)
     zeros = [np.zeros((200, 2)), np.zeros((100, 2))]
-    np.testing.assert_array_equal(single.step(zeros[0], zeros[0]), game.step(zeros, zeros)[0])
+    np.testing.assert_array_equal(Game.of(single).step(zeros[:1], zeros[:1])[0], game.step(zeros, zeros)[0])
     # positive control: with cross aversion the same two cases differ for red
     assert not np.array_equal(
         red_returns(on_red[0], 0.3, on_red[2])[1], red_returns(elsewhere[0], 0.3, elsewhere[2])[1]

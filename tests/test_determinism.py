@@ -19,8 +19,7 @@ import torch
 from stable_baselines3 import TD3
 
 import mfg_envs
-from mfg_envs.core import MeanFieldModel
-from mfg_envs.equilibrium import exact_nash_gap
+from mfg_envs.nash_gap import exact_nash_gap
 from sb3_meanfield.td3 import MFTD3
 
 ENV_IDS = mfg_envs.ENV_IDS
@@ -203,17 +202,13 @@ def test_recorded_flow_depends_on_its_seed_only(env_id):
     assert_same_trace(reference, trace)
 
 
-EXACT_IDS = [
-    env_id
-    for env_id in ENV_IDS
-    if mfg_envs.ENV_CLASSES[env_id].model_class.best_response is not MeanFieldModel.best_response
-]
+EXACT_IDS = [env_id for env_id in ENV_IDS if mfg_envs.exactly_solvable(gym.make(env_id))]
 
 
 @pytest.mark.parametrize("env_id", EXACT_IDS)
 def test_exact_nash_gap_is_reproducible(env_id):
     env = gym.make(env_id, **short(env_id))
-    gaps = [exact_nash_gap(env, state_feedback(env_id), n_particles=400, seed=s) for s in (2, 2, 3)]
+    gaps = [exact_nash_gap(state_feedback(env_id), env, n_particles=400, seed=s) for s in (2, 2, 3)]
     assert gaps[0] == gaps[1]
     assert gaps[0].gap != gaps[2].gap
 

@@ -312,10 +312,10 @@ def test_bad_population_policy_output_is_reported():
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_batched_env_against_a_frozen_flow(env_id):
-    """Every agent of a batched env built from a population plays against the flow it is frozen to."""
+    """Every agent of a batched env plays against the flow it is frozen to."""
     env = gym.make(env_id, n_particles=200)
     flow = env.unwrapped.record_population_flow(ConstantPolicy(np.full(env.action_space.shape, 0.3)), seed=1)
-    venv = mfg_envs.MeanFieldVectorEnv.from_population(env.unwrapped.population, 16, "same_step")
+    venv = gym.make_vec(env_id, num_envs=16, autoreset_mode="same_step")
     venv.set_population_flow(flow)
     obs, _ = venv.reset(seed=0)
     seen = [obs["population"][0]]

@@ -1,12 +1,14 @@
-"""MFGLinearQuadratic-v0 against the closed-form oracles of MODELS.md."""
+"""MFGLinearQuadratic-v0 against the closed-form oracles of docs/models.md ("MFGLinearQuadratic-v0")."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import rollout_population
 
 import mfg_envs  # noqa: F401  (registers the ids)
-from mfg_envs.core import ConstantPolicy, Population, rollout
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
+from mfg_envs.core import ConstantPolicy, Population
+from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
+from mfg_envs.nash_gap import exact_nash_gap
 
 SYSTEMIC_RISK = {
     "mean_reversion": 1.0,
@@ -104,19 +106,19 @@ def test_perturbation_gaps_match_reference(env, equilibrium, perturbation, gap):
 
 @pytest.mark.parametrize(("perturbation", "gap"), [({"gain": 1.10}, 1.336e-2), ({"bias": 0.1}, 3.486e-3)])
 def test_exact_nash_gap_estimator_recovers_reference_gaps(env, equilibrium, perturbation, gap):
-    estimate = exact_nash_gap(env, feedback_policy(env.unwrapped.model, equilibrium, **perturbation), 20_000, 0, False)
+    estimate = exact_nash_gap(feedback_policy(env.unwrapped.model, equilibrium, **perturbation), env, 20_000, 0, False)
     assert estimate.gap > 0
     assert abs(estimate.gap - gap) < 4 * estimate.standard_error + 1e-4
 
 
 def test_neutral_policy_gap_and_relative_scale(env):
-    estimate = exact_nash_gap(env, ConstantPolicy(np.zeros(1)), 20_000, 1)
+    estimate = exact_nash_gap(ConstantPolicy(np.zeros(1)), env, 20_000, 1)
     assert estimate.gap == pytest.approx(1.350, abs=4 * estimate.standard_error + 1e-3)
     assert estimate.relative_gap == pytest.approx(1.0, abs=4 * estimate.standard_error / estimate.gap)
 
 
 def test_equilibrium_gap_is_within_the_finite_population_floor(env, equilibrium):
-    estimate = exact_nash_gap(env, equilibrium.policy, 10_000, 2)
+    estimate = exact_nash_gap(equilibrium.policy, env, 10_000, 2)
     assert abs(estimate.gap) < 4 * estimate.standard_error + 1e-4
     assert abs(estimate.relative_gap) < 1e-3
     assert estimate.policy_return == pytest.approx(equilibrium.expected_return, abs=0.05)
@@ -134,7 +136,7 @@ def test_particle_flows_match_the_solver(env, equilibrium):
     """The env's own particles under the equilibrium policy reproduce m_n, v_n and J* within sampling error."""
     model, n = env.unwrapped.model, 40_000
     population = Population(model, n)
-    flow, returns = rollout(population, equilibrium.policy, np.random.default_rng(3))
+    flow, returns = rollout_population(population, equilibrium.policy, 3)
     means = np.array([mf["mean"] for mf in flow.mean_fields])
     exact_means = np.array([mf["mean"] for mf in equilibrium.mean_fields])
     # v_n from the exact histogram would be binned; rebuild it from the recursion instead

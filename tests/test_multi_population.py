@@ -16,13 +16,8 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 import mfg_envs
 from mfg_envs.core import ConstantPolicy, histogram
-from mfg_envs.multi_population import (
-    MultiPopulation,
-    exact_nash_gaps,
-    game_of,
-    population_rngs,
-    rollout_joint,
-)
+from mfg_envs.game import Game, game_of, population_rngs, rollout
+from mfg_envs.nash_gap import exact_nash_gap
 
 ENV_ID = "MFGLinearQuadraticMulti-v0"
 NAMES = ("red", "blue")
@@ -56,11 +51,13 @@ def test_registered_with_both_front_ends():
     assert ENV_ID in mfg_envs.MULTI_ENV_IDS
     assert ENV_ID not in mfg_envs.ENV_IDS
     env = gym.make(ENV_ID)
-    assert isinstance(env.unwrapped, mfg_envs.MultiPopulationEnv)
+    assert isinstance(env.unwrapped, mfg_envs.MeanFieldEnv)
     assert game_of(env) is env.unwrapped.game and game_of(env).names == NAMES
-    assert isinstance(mfg_envs.parallel_env(ENV_ID, n_agents=2), mfg_envs.MultiPopulationParallelEnv)
-    with pytest.raises(ValueError, match="multi-population"):
-        game_of(gym.make("MFGLinearQuadratic-v0"))
+    assert isinstance(mfg_envs.parallel_env(ENV_ID, n_agents=2), mfg_envs.MeanFieldParallelEnv)
+    single = gym.make("MFGLinearQuadratic-v0")  # one population: the K = 1 game
+    assert game_of(single).names == ("population",) and game_of(single).members == (single.unwrapped.population,)
+    with pytest.raises(ValueError, match="mfg_envs environment"):
+        game_of(object())
 
 
 @pytest.mark.parametrize("learner", NAMES)
@@ -348,17 +345,17 @@ def test_best_response_cohort_shares_the_population_initial_states_and_noise(k):
     """The ghost cohort of population k (k full-size, the other population a single frozen particle) draws
     population k's initial states and noise exactly as the population did: same seed, same stream."""
     model = gym.make(ENV_ID).unwrapped.game.model
-    game = MultiPopulation(model, 500)
+    game = Game(model, 500)
     neutral = [ConstantPolicy(np.zeros(1))] * 2
     game.reset(population_rngs(9, 2))
     initial = game.members[k].states.copy()
     np.testing.assert_array_equal(initial, model.populations[k].initial_states(500, population_rngs(9, 2)[k]))
-    flows, _ = rollout_joint(game, neutral, seed=9)
-    ghosts = MultiPopulation(model, [500 if j == k else 1 for j in range(2)])
+    flows, _ = rollout(game, neutral, seed=9)
+    ghosts = Game(model, [500 if j == k else 1 for j in range(2)])
     ghosts.freeze(flows)
     ghosts.reset(population_rngs(9, 2))
     np.testing.assert_array_equal(ghosts.members[k].states, initial)
-    rollout_joint(ghosts, neutral, seed=9)  # the state dynamics do not read the mean field: same noise, same end
+    rollout(ghosts, neutral, seed=9)  # the state dynamics do not read the mean field: same noise, same end
     np.testing.assert_array_equal(ghosts.members[k].states, game.members[k].states)
 
 
@@ -368,7 +365,7 @@ def test_exact_nash_gaps_are_exactly_zero_with_common_random_numbers_when_nobody
     zero = ((0.0, 0.0), (0.0, 0.0))
     env = gym.make(ENV_ID, coupling=zero, terminal_coupling=zero)
     equilibrium = env.unwrapped.game.model.solve_equilibrium()
-    gaps = exact_nash_gaps(env, equilibrium.policies, n_particles=2000, seed=1)
+    gaps = exact_nash_gap(equilibrium.policies, env, n_particles=2000, seed=1)
     for gap in gaps.gaps.values():
         assert abs(gap.gap) < 1e-12 and gap.standard_error < 1e-12
         assert gap.policy_return == pytest.approx(gap.best_response_return, abs=1e-12)
@@ -378,18 +375,18 @@ def test_exact_nash_gaps_are_reproducible_and_accept_names():
     env = gym.make(ENV_ID)
     equilibrium = env.unwrapped.game.model.solve_equilibrium()
     policies = [ConstantPolicy(np.array([0.1])), equilibrium.policies[1]]
-    first = exact_nash_gaps(env, policies, n_particles=1000, seed=7)
-    assert first == exact_nash_gaps(env, dict(zip(NAMES, policies)), n_particles=1000, seed=7)
-    assert first != exact_nash_gaps(env, policies, n_particles=1000, seed=8)
+    first = exact_nash_gap(policies, env, n_particles=1000, seed=7)
+    assert first == exact_nash_gap(dict(zip(NAMES, policies)), env, n_particles=1000, seed=7)
+    assert first != exact_nash_gap(policies, env, n_particles=1000, seed=8)
     assert all(gap.gap > 10 * gap.standard_error for gap in first.gaps.values())
-    assert first.max_gap == max(first.gaps["red"].gap, first.gaps["blue"].gap)
-    neutral = exact_nash_gaps(env, [ConstantPolicy(np.zeros(1))] * 2, n_particles=1000, seed=7)
+    assert first.gap == max(first.gaps["red"].gap, first.gaps["blue"].gap)
+    neutral = exact_nash_gap([ConstantPolicy(np.zeros(1))] * 2, env, n_particles=1000, seed=7)
     for gap in neutral.gaps.values():  # relative to the neutral policy itself, one replicate of four
         assert gap.relative_gap == pytest.approx(1.0, abs=4 * gap.standard_error / gap.gap + 0.02)
     with pytest.raises(ValueError, match="n_replicates"):
-        exact_nash_gaps(env, policies, n_particles=100, n_replicates=1)
+        exact_nash_gap(policies, env, n_particles=100, n_replicates=1)
     with pytest.raises(ValueError, match="one policy per population"):
-        exact_nash_gaps(env, policies[:1], n_particles=100)
+        exact_nash_gap(policies[:1], env, n_particles=100)
 
 
 @pytest.mark.parametrize("representation", ["histogram", "kde", "moments"])

@@ -1,5 +1,6 @@
 """Multi-population training: one model per population on one game (PopulationVecEnv, MultiPopulationTrainer),
-per-population Nash gaps (exact and RL) and their callback, ``python -m sb3_meanfield.train_multi`` (tiny budgets)."""
+per-population Nash gaps (exact and RL) and their callback, ``python -m sb3_meanfield.train`` on the multi-population
+ids and its alias ``python -m sb3_meanfield.train_multi`` (tiny budgets)."""
 
 import importlib
 import json
@@ -10,25 +11,23 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+import yaml
 from helpers import StopAfter
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
 import mfg_envs
 from mfg_envs.core import ConstantPolicy
-from mfg_envs.multi_population import MultiPopulation, exact_nash_gaps, population_rngs
-from sb3_meanfield import MFDDPG, MFSAC, MFTD3, ModelPolicy
+from mfg_envs.game import Game, population_rngs
+from mfg_envs.nash_gap import exact_nash_gap
+from sb3_meanfield import MFDDPG, MFSAC, MFTD3, ModelPolicy, NashGapCallback, nash_gap
 from sb3_meanfield.common.callbacks import ActionBarrierSchedule
-from sb3_meanfield.multi import (
-    MODES,
-    MultiPopulationNashGapCallback,
-    MultiPopulationTrainer,
-    PopulationVecEnv,
-    multi_nash_gap,
-    population_envs,
-    step_populations,
-)
-from sb3_meanfield.train_multi import build, build_parser, main, resolve_config
+from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs, step_populations
+from sb3_meanfield.config import build_trainer, resolve_config
+from sb3_meanfield.train import main as train_main
+from sb3_meanfield.train import parse_args
+from sb3_meanfield.train_multi import main
+from sb3_meanfield.training import MODES, MultiPopulationTrainer
 
 th.set_num_threads(1)
 
@@ -72,7 +71,7 @@ def test_population_env_moves_the_whole_game_with_every_population_policy():
     venv = PopulationVecEnv(game, "red", n_learners=4)
     game.set_policy("red", ConstantPolicy(np.array([0.3])))
     game.set_policy("blue", ConstantPolicy(np.array([-0.2])))
-    reference = MultiPopulation(game.model, 6)
+    reference = Game(game.model, 6)
     rngs = population_rngs(3, 2)
     venv.seed(3)
     obs = venv.reset()
@@ -219,15 +218,15 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
     """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 actors go to
     the action bound on every initial state; the shipped barrier schedule keeps them all off it."""
-    cohort = MultiPopulation(tiny_game(env_id=CROWD_MULTI).model, 500)
+    cohort = Game(tiny_game(env_id=CROWD_MULTI).model, 500)
     cohort.reset(population_rngs(0, 2))
     saturation = {}
     for barrier in (0.0, None):
-        config = resolve_config(build_parser().parse_args(["--algo", "td3", "--env", CROWD_MULTI, "-f", str(tmp_path)]))
+        config = resolve_config(parse_args(["--algo", "td3", "--env", CROWD_MULTI, "-f", str(tmp_path)]))
         if barrier is not None:  # plain TD3: no barrier and no schedule
             config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
             config["callback"] = []
-        trainer, callbacks = build(config)
+        trainer, callbacks = build_trainer(config)
         assert [type(c) for c in callbacks] == ([] if barrier is not None else [ActionBarrierSchedule])
         trainer.learn(config["n_timesteps"], callback=[*callbacks, StopAfter(400)])
         assert [model.num_timesteps for model in trainer.models] == [200 * 64] * 2
@@ -244,52 +243,50 @@ def lq_env():
 
 def test_exact_multi_gap_of_the_equilibrium_is_zero_and_of_the_neutral_policy_relative_one(lq_env):
     equilibrium = lq_env.unwrapped.game.model.solve_equilibrium()
-    result = multi_nash_gap(dict(zip(equilibrium.names, equilibrium.policies)), lq_env, n_particles=2000)
+    result = nash_gap(dict(zip(equilibrium.names, equilibrium.policies)), lq_env, n_particles=2000)
     for gap in result.gaps.values():
         assert abs(gap.gap) < 4 * gap.standard_error + 1e-3
-    assert result.max_gap == max(gap.gap for gap in result.gaps.values())
+    assert result.gap == max(gap.gap for gap in result.gaps.values())
     neutral = [ConstantPolicy(np.zeros(1))] * 2
-    relative = multi_nash_gap(neutral, lq_env, n_particles=2000)
+    relative = nash_gap(neutral, lq_env, n_particles=2000)
     for gap in relative.gaps.values():  # the scale is the first replicate's neutral gap, the gap the mean of 4
         assert gap.relative_gap == pytest.approx(1.0, abs=0.05) and gap.gap > 0.1
-    single = multi_nash_gap(neutral, lq_env, n_particles=2000, n_replicates=2, relative=False)
-    direct = exact_nash_gaps(lq_env, neutral, 2000, 0, relative=False, n_replicates=2)
+    single = nash_gap(neutral, lq_env, n_particles=2000, n_replicates=2, relative=False)
+    direct = exact_nash_gap(neutral, lq_env, 2000, 0, relative=False, n_replicates=2)
     assert [gap.gap for gap in single.gaps.values()] == [gap.gap for gap in direct.gaps.values()]
 
 
 def test_rl_multi_gap_is_a_lower_bound_of_the_exact_gap():
     game = tiny_game(n_particles=200)
     neutral = [ConstantPolicy(np.zeros(1))] * 2
-    exact = multi_nash_gap(neutral, game, n_particles=400, relative=False)
+    exact = nash_gap(neutral, game, n_particles=400, relative=False)
     template = MFTD3("MeanFieldPolicy", PopulationVecEnv(game, 0, 4), **tiny())
     rl_kwargs = {"n_learners": 8, "learning_starts": 16, "batch_size": 16}
-    rl = multi_nash_gap(
-        neutral, game, "rl", 400, relative=False, rl_timesteps=160, rl_kwargs=rl_kwargs, rl_template=template
-    )
+    rl = nash_gap(neutral, game, "rl", 400, relative=False, rl_timesteps=160, rl_kwargs=rl_kwargs, rl_template=template)
     for name, gap in rl.gaps.items():
         bound = exact.gaps[name]
         assert np.isfinite(gap.gap) and gap.standard_error > 0
         assert gap.gap <= bound.gap + 4 * (gap.standard_error + bound.standard_error)
     with pytest.raises(ValueError, match="rl_template"):
-        multi_nash_gap(neutral, game, "rl")
+        nash_gap(neutral, game, "rl")
 
 
 def test_callback_logs_every_population_and_the_max_and_they_change():
     trainer = tiny_trainer(MFTD3)
     recorder = Recorder()
     trainer.set_logger(Logger(None, [recorder]))
-    callback = MultiPopulationNashGapCallback(eval_freq=6, n_particles=200, n_replicates=2)
+    callback = NashGapCallback(eval_freq=6, n_particles=200, n_replicates=2)
     trainer.learn(48, callback=callback)
     assert [step for step, _ in recorder.dumps] == [24, 48, 72, 96]  # every 6 env steps, transitions of both
     for _, values in recorder.dumps:
         gaps = [values[f"mfg/nash_gap/{name}"] for name in ("red", "blue")]
         relative = [values[f"mfg/relative_nash_gap/{name}"] for name in ("red", "blue")]
-        assert values["mfg/nash_gap_max"] == max(gaps) and values["mfg/relative_nash_gap_max"] == max(relative)
-    for key in ("mfg/nash_gap/red", "mfg/nash_gap/blue", "mfg/nash_gap_max"):
+        assert values["mfg/nash_gap"] == max(gaps) and values["mfg/relative_nash_gap"] == max(relative)
+    for key in ("mfg/nash_gap/red", "mfg/nash_gap/blue", "mfg/nash_gap"):
         assert len({values[key] for _, values in recorder.dumps}) > 1  # never a constant
     assert len(callback.history) == 4
     with pytest.raises(ValueError, match="eval_freq"):
-        MultiPopulationNashGapCallback(eval_freq=0)
+        NashGapCallback(eval_freq=0)
 
 
 def test_callback_on_one_model_uses_the_others_population_policies():
@@ -298,9 +295,9 @@ def test_callback_on_one_model_uses_the_others_population_policies():
     model = MFSAC("MeanFieldPolicy", venv, **tiny(learning_starts=1000))  # no update: the last check is comparable
     game.set_policy("blue", ModelPolicy(model))
     model.set_logger(Logger(None, []))
-    callback = MultiPopulationNashGapCallback(eval_freq=5, n_particles=200, n_replicates=2)
+    callback = NashGapCallback(eval_freq=5, n_particles=200, n_replicates=2)
     model.learn(40, callback=callback)
-    expected = multi_nash_gap([ConstantPolicy(np.zeros(1)), model], game, n_particles=200, n_replicates=2)
+    expected = nash_gap([ConstantPolicy(np.zeros(1)), model], game, n_particles=200, n_replicates=2)
     assert callback.history[-1][1] == expected
 
 
@@ -310,11 +307,11 @@ def test_every_algorithm_ships_hyperparameters_for_every_multi_id(algo):
     config = importlib.import_module(f"sb3_meanfield.hyperparams.{algo}")
     for env_id in mfg_envs.MULTI_ENV_IDS:
         assert env_id in config.hyperparams and env_id in config.self_play
-        resolved = resolve_config(build_parser().parse_args(["--algo", algo, "--env", env_id]))
+        resolved = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
         assert (resolved["n_learners"], resolved["n_particles"]) == (64, 1000)
         names = [next(iter(entry)) for entry in resolved["callback"]]
         if env_id == LQM:
-            assert names == ["sb3_meanfield.MultiPopulationNashGapCallback"]
+            assert names == ["sb3_meanfield.NashGapCallback"]
         else:  # the deterministic actors' barrier, as on the one-population crowd
             assert names == ([] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"])
 
@@ -341,27 +338,49 @@ def test_usage_errors_are_one_line_with_exit_code_2(case, capsys, tmp_path):
 
 
 def tiny_argv(tmp_path, *extra):
-    callback = "[{'sb3_meanfield.MultiPopulationNashGapCallback': dict(eval_freq=5, n_particles=200, n_replicates=2)}]"
+    callback = "[{'sb3_meanfield.NashGapCallback': dict(eval_freq=5, n_particles=200, n_replicates=2)}]"
     return [
-        *["-n", "48", "--n-particles", "8", "--n-learners", "4", "--eval-particles", "200", "--no-progress"],
+        *[
+            "--env",
+            LQM,
+            "-n",
+            "48",
+            "--n-particles",
+            "8",
+            "--n-learners",
+            "4",
+            "--eval-particles",
+            "200",
+            "--no-progress",
+        ],
         *["-f", str(tmp_path), "--hyperparams", "learning_starts:8", "batch_size:8", "env_kwargs:dict(n_steps=5)"],
         *[f"policy_kwargs:{SMALL_POLICY!r}", f"callback:{callback}", *extra],
     ]
 
 
+#: The one command line with its schedule flag, and its alias with its former flag.
+COMMANDS = {"train": (train_main, "--schedule"), "train_multi": (main, "--mode")}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("mode", MODES)
-def test_tiny_command_line_run_writes_the_run_folder(tmp_path, capsys, mode):
-    main(tiny_argv(tmp_path, "--mode", mode))
+def test_tiny_command_line_run_writes_the_run_folder(tmp_path, capsys, mode, command):
+    run_main, schedule_flag = COMMANDS[command]
+    run_main(tiny_argv(tmp_path, schedule_flag, mode))
     out = capsys.readouterr().out
     (run_dir,) = Path(tmp_path).iterdir()
     names = {"config.yaml", "metrics.csv", "metrics.json", "model_red.zip", "model_blue.zip", "progress_red.csv"}
     assert names <= {path.name for path in run_dir.iterdir()}
+    assert out.startswith(f"{LQM} td3 {mode}: 48 steps per population in ")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (config["mode"], config["schedule"], config["populations"]) == ("self-play", mode, ["red", "blue"])
+    assert config["switch_freq"] == 5  # built: one episode
     summary = json.loads((run_dir / "metrics.json").read_text())
     evaluation = summary["evaluation"]
     assert set(evaluation["gaps"]) == {"red", "blue"}
     assert evaluation["max_gap"] == max(gap["gap"] for gap in evaluation["gaps"].values())
     assert f"max Nash gap {evaluation['max_gap']:.4g}" in out and "red: exact Nash gap" in out
-    assert [row["mfg/nash_gap_max"] is not None for row in summary["progress"]] == [True] * len(summary["progress"])
+    assert [row["mfg/nash_gap"] is not None for row in summary["progress"]] == [True] * len(summary["progress"])
     assert len(summary["progress"]) == (24 if mode == "alternating" else 12) // 5
     loaded = MFTD3.load(run_dir / "model_blue.zip")
     assert loaded.num_timesteps == 48

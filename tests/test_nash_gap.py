@@ -4,13 +4,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from helpers import rollout_population
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import LinearSchedule
 
 import mfg_envs  # noqa: F401
-from mfg_envs.core import ConstantPolicy, Population, rollout
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap, solve_equilibrium
+from mfg_envs.core import ConstantPolicy, Population
+from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
+from mfg_envs.nash_gap import exact_nash_gap
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
 from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
 from sb3_meanfield.evaluation import critic_overestimation
@@ -53,7 +55,7 @@ def test_exact_method_matches_the_equilibrium_oracle(env):
 def test_rl_gap_is_a_lower_bound_of_the_exact_gap(env):
     """Even a badly trained best response cannot beat the exact one (common random numbers, fresh noise)."""
     neutral = ConstantPolicy(np.zeros(1))
-    exact = exact_nash_gap(env, neutral, 5000, 0, relative=False)
+    exact = exact_nash_gap(neutral, env, 5000, 0, relative=False)
     rl = nash_gap(neutral, env, "rl", 5000, 0, False, rl_timesteps=1200, rl_kwargs=RL_KWARGS, rl_template=td3(env))
     assert np.isfinite(rl.gap)
     assert rl.gap <= exact.gap + 4 * (rl.standard_error + exact.standard_error)
@@ -69,7 +71,7 @@ def test_rl_best_response_recovers_most_of_the_exact_gap(env):
     model = env.unwrapped.model
     equilibrium = solve_equilibrium(env)
     perturbed = AffinePolicy(model, 0.5 * equilibrium.policy.gains, equilibrium.policy.offsets)
-    exact = exact_nash_gap(env, perturbed, 10_000, 0, relative=False)
+    exact = exact_nash_gap(perturbed, env, 10_000, 0, relative=False)
     template = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS)
     budget = 800_000  # the shipped self-play budget: 64 agents x 12,500 env steps
     noise = DecayingGaussianActionNoise(np.zeros(1), sigma=0.2, final_sigma=0.02, decay_steps=budget // 64)
@@ -129,7 +131,7 @@ def test_critic_overestimation_compares_the_critic_with_the_realized_return(env)
             parameter.zero_()
         critic_head.q_head[-1].bias.fill_(3.5)
     result = critic_overestimation(model, env, n_particles=500, seed=7)
-    _, returns = rollout(Population(env.unwrapped.model, 500), ModelPolicy(model), np.random.default_rng(7))
+    _, returns = rollout_population(Population(env.unwrapped.model, 500), ModelPolicy(model), 7)
     assert result["critic_value"] == pytest.approx(3.5)
     assert result["realized_return"] == pytest.approx(returns.mean())
     assert result["q_overestimation"] == pytest.approx(3.5 - returns.mean())

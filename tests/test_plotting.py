@@ -5,10 +5,11 @@ import csv
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import rollout_population
 from PIL import Image
 
 import mfg_envs
-from mfg_envs.core import ConstantPolicy, Population, histogram_moments, rollout
+from mfg_envs.core import ConstantPolicy, Population, histogram_moments
 from mfg_envs.equilibrium import solve_equilibrium
 from mfg_envs.plotting import (
     animate_crowd,
@@ -58,7 +59,7 @@ def test_record_population_is_the_rollout_with_every_step_kept():
     population = small_population("MFGCrowdLQ-v0", **SHORT["MFGCrowdLQ-v0"])
     policy = solve_equilibrium(population).policy
     record = record_population(population, policy, seed=7)
-    flow, returns = rollout(Population(population.model, 64), policy, np.random.default_rng(7))
+    flow, returns = rollout_population(Population(population.model, 64), policy, 7)
     np.testing.assert_allclose(record.returns, returns)
     np.testing.assert_allclose(record.histograms, flow.population)  # histogram representation: the same numbers
     np.testing.assert_allclose(record.states[-1][:, :2].mean(axis=0), flow.mean_fields[-1]["mean"])

@@ -1,14 +1,15 @@
-"""MFGPrice-v0: dynamics, coupling, and the exact solver against independent truth (MODELS.md)."""
+"""MFGPrice-v0: dynamics, coupling, and the exact solver against independent truth (docs/models.md, "MFGPrice-v0")."""
 
 import numpy as np
 import pytest
 
 from mfg_envs.core import PopulationFlow
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap
+from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.price import PriceEnv, PriceModel
 from mfg_envs.vector import MeanFieldVectorEnv
 
-J_STAR = 0.8648133111  # MODELS.md, defaults (expected return: the firm's profit is positive)
+J_STAR = 0.8648133111  # docs/models.md, "MFGPrice-v0", defaults (expected return: the firm's profit is positive)
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +135,19 @@ def test_exact_nash_gaps_match_models_md(model, equilibrium):
     """N = 4 x 25,000 (replicates) with common random numbers; the standard error is the replicate spread."""
     env, n_particles = PriceEnv(n_particles=10), 25_000
     for name, (policy, exact) in perturbed_policies(model, equilibrium).items():
-        gap = exact_nash_gap(env, policy, n_particles=n_particles, seed=0, relative=False)
+        gap = exact_nash_gap(policy, env, n_particles=n_particles, seed=0, relative=False)
         assert gap.gap > 5 * gap.standard_error, name
-        # + 1e-3 relative: MODELS.md prints the exact gaps to 3-4 significant digits.
+        # + 1e-3 relative: docs/models.md ("MFGPrice-v0") prints the exact gaps to 3-4 significant digits.
         assert abs(gap.gap - exact) < 5 * gap.standard_error + 1e-3 * exact, (name, gap)
     # The equilibrium's own gap is only the finite-N floor (measured |gap| < 1e-6 at N = 25,000).
-    own = exact_nash_gap(env, equilibrium.policy, n_particles=n_particles, seed=0, relative=False)
+    own = exact_nash_gap(equilibrium.policy, env, n_particles=n_particles, seed=0, relative=False)
     assert abs(own.gap) < 1e-6
 
 
 def test_small_perturbation_gaps_are_quadratic(equilibrium, model):
     env, gains, offsets = PriceEnv(n_particles=10), equilibrium.policy.gains, equilibrium.policy.offsets
     gaps = [
-        exact_nash_gap(env, AffinePolicy(model, gains, offsets - bias), n_particles=25_000, seed=1, relative=False)
+        exact_nash_gap(AffinePolicy(model, gains, offsets - bias), env, n_particles=25_000, seed=1, relative=False)
         for bias in (0.1, 0.01)
     ]
     assert gaps[1].gap > 0 and gaps[0].gap > 0

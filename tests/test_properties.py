@@ -290,7 +290,7 @@ def _symmetric(params: Context, states: np.ndarray) -> tuple[float, float]:
     return -params["action_bound"], params["action_bound"]
 
 
-#: Physical action interval of every model, from the keyword values (MODELS.md), given the states before the step.
+#: Physical action interval of every model from its keywords (docs/models.md, one section per model), given the states.
 ACTION_INTERVALS: dict[type[MeanFieldModel], Callable[[Context, np.ndarray], tuple[Any, Any]]] = {
     LinearQuadraticModel: _symmetric,
     CrowdLQModel: _symmetric,

@@ -1,16 +1,18 @@
-"""MFGResource-v0 against the reference values of MODELS.md, Monte Carlo, quadrature and the particle simulator."""
+"""MFGResource-v0 against its section of docs/models.md, Monte Carlo, quadrature and the particle simulator."""
 
 import math
 
 import numpy as np
 import pytest
+from helpers import rollout_population
 
-from mfg_envs.core import ConstantPolicy, histogram, rollout
-from mfg_envs.equilibrium import AffinePolicy, exact_nash_gap
+from mfg_envs.core import ConstantPolicy, histogram
+from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.resource import ResourceEnv, ResourceModel
 from mfg_envs.vector import MeanFieldVectorEnv
 
-ABAR_STAR, RETURN_STAR = 0.487776595332259, 4.599747402953  # MODELS.md, defaults
+ABAR_STAR, RETURN_STAR = 0.487776595332259, 4.599747402953  # docs/models.md, "MFGResource-v0", defaults
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def clipped_affine(model, gain, offset):
 
 
 def quadrature_gap(model, gain, offset, n_demand=4001, n_capacity=400):
-    """Nash gap of ``clip(gain theta - offset, 0, c)`` by the per-step formula of MODELS.md, on a fine grid.
+    """Nash gap of ``clip(gain theta - offset, 0, c)`` by the per-step formula of docs/models.md, on a fine grid.
 
     ``N E[(pi - Y)^2/2 - (clip(Y, 0, c) - Y)^2/2]``, ``Y = theta - kappa E[pi]``; trapezoid on +-10 tau in
     ``theta``, midpoints in ``c`` (converged to ~1e-6 on these policies).
@@ -63,12 +65,12 @@ def quadrature_gap(model, gain, offset, n_demand=4001, n_capacity=400):
 def replicated_gap(env, policy, n_replicates=8, n_particles=40_000):
     """``exact_nash_gap`` over 8 replicates: its error is the replicate spread (the flow is estimated from the
     same particles, so the per-particle spread alone would understate it)."""
-    estimate = exact_nash_gap(env, policy, n_particles=n_particles, seed=0, relative=False, n_replicates=n_replicates)
+    estimate = exact_nash_gap(policy, env, n_particles=n_particles, seed=0, relative=False, n_replicates=n_replicates)
     return estimate.gap, estimate.standard_error
 
 
 def models_gap_policies(model):
-    """The perturbations of MODELS.md as ``(gain, offset)`` of ``clip(gain theta - offset, 0, c)``, with the quoted
+    """The perturbations of docs/models.md as ``(gain, offset)`` of ``clip(gain theta - offset, 0, c)``, with the quoted
     gap and half a unit of its last quoted digit."""
     kappa = model.congestion
     social = ResourceModel(congestion=2 * kappa).equilibrium_mean_allocation()  # the planner's own fixed point
@@ -88,7 +90,7 @@ def test_equilibrium_matches_reference(model, equilibrium):
     assert all(
         mf["mean_allocation"] == equilibrium.mean_fields[0]["mean_allocation"] for mf in equilibrium.mean_fields[:-1]
     )
-    # MODELS.md: the box binds, so the interior formula thbar / (1 + kappa) = 0.5 is not the equilibrium ...
+    # docs/models.md: the box binds, so the interior formula thbar / (1 + kappa) = 0.5 is not the equilibrium ...
     assert abs(ABAR_STAR - model.demand_mean / (1 + model.congestion)) > 0.01
     # ... and is not a fixed point either: clip(theta - 0.5 kappa, 0, c) does not average 0.5
     theta, capacity = draw_demand_and_capacity(model, 1_000_000, 0)
@@ -122,7 +124,7 @@ def test_closed_forms_match_monte_carlo(kwargs, mean_allocation):
 
 
 def test_the_box_binds(model):
-    """MODELS.md: P(a* = 0) = 0.153 and P(a* = c) = 0.201 (3 decimals)."""
+    """docs/models.md, "MFGResource-v0": P(a* = 0) = 0.153 and P(a* = c) = 0.201 (3 decimals)."""
     n = 1_000_000
     theta, capacity = draw_demand_and_capacity(model, n, 2)
     Y = theta - model.congestion * ABAR_STAR
@@ -159,7 +161,7 @@ def test_best_response_return_matches_a_ghost_cohort(env, model):
     best = model.best_response(flow)
     ghosts = ResourceEnv(n_particles=n)
     ghosts.population.flow = flow
-    _, returns = rollout(ghosts.population, best.policy, np.random.default_rng(4))
+    _, returns = rollout_population(ghosts.population, best.policy, 4)
     assert best.expected_return == pytest.approx(returns.mean(), abs=5 * returns.std() / math.sqrt(n))
 
 
@@ -180,7 +182,7 @@ def test_exact_nash_gap_recovers_reference(env, model, name):
 
 
 def test_per_step_gap_formula_matches_exact_nash_gap(env, model):
-    """A policy outside the MODELS.md table: the formula (quadrature) and the particle estimate agree."""
+    """A policy outside the docs/models.md table: the formula (quadrature) and the particle estimate agree."""
     gain, offset = 0.8, 0.8 * model.congestion * ABAR_STAR - 0.05
     gap, standard_error = replicated_gap(env, clipped_affine(model, gain, offset))
     assert gap == pytest.approx(quadrature_gap(model, gain, offset), abs=4 * standard_error + 2e-4)
@@ -190,7 +192,7 @@ def test_equilibrium_gap_is_within_the_finite_population_floor(env, model, equil
     """Against an N-particle flow, ``abar_n`` is off by ``delta_n ~ sd(a*)/sqrt(N)``; the best response gains
     ``<= kappa^2 delta_n^2 / 2`` per step, so the gap is ``<= n_steps kappa^2 Var(a*) / (2N)`` on average."""
     n = 20_000
-    estimate = exact_nash_gap(env, equilibrium.policy, n_particles=n, seed=5, relative=False)
+    estimate = exact_nash_gap(equilibrium.policy, env, n_particles=n, seed=5, relative=False)
     theta, capacity = draw_demand_and_capacity(model, 100_000, 6)
     variance = np.clip(theta - model.congestion * ABAR_STAR, 0.0, capacity).var()
     floor = model.n_steps * model.congestion**2 * variance / (2 * n)

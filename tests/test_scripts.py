@@ -12,8 +12,8 @@ import torch as th
 from sb3_meanfield import MFSAC, MFTD3
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.train import parse_args, train
+from sb3_meanfield.train import train as train_multi
 from sb3_meanfield.train_multi import build_parser as build_multi_parser
-from sb3_meanfield.train_multi import train as train_multi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
-from helpers import StopAfter
+from helpers import StopAfter, rollout_population
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from torch import nn
 
 import mfg_envs
-from mfg_envs.core import ConstantPolicy, Population, rollout
+from mfg_envs.core import ConstantPolicy, Population
 from sb3_meanfield import ModelPolicy
 from sb3_meanfield.common.callbacks import (
     ActionBarrierSchedule,
@@ -24,12 +24,13 @@ from sb3_meanfield.common.callbacks import (
     PopulationSyncCallback,
     probe_observations,
 )
-from sb3_meanfield.common.vec_env import SelfPlayVecEnv
+from sb3_meanfield.common.vec_env import PopulationVecEnv
+from sb3_meanfield.config import build, resolve_config
 from sb3_meanfield.ddpg import MFDDPG
 from sb3_meanfield.hyperparams import ACTION_BARRIER
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
-from sb3_meanfield.train import build, parse_args, resolve_config, train
+from sb3_meanfield.train import parse_args, train
 
 th.set_num_threads(1)
 
@@ -61,13 +62,13 @@ def make_constant(linear: nn.Linear, value: float) -> None:
         linear.bias.fill_(value)
 
 
-# --------------------------------------------------------------------------- SelfPlayVecEnv
+# --------------------------------------------------------------------------- PopulationVecEnv
 @pytest.mark.parametrize("env_id", mfg_envs.ENV_IDS)
 @pytest.mark.parametrize("population_action", [None, 0.3])
 def test_self_play_env_is_the_batched_env_with_the_population_policy(env_id, population_action):
     """Learners' actions plus the population policy's, fed to the batched env by hand, give the same trajectory."""
     n_particles, n_learners = 6, 4
-    env = SelfPlayVecEnv(env_id, n_particles, n_learners)
+    env = PopulationVecEnv.from_id(env_id, n_particles, n_learners)
     action_dim = env.action_space.shape[0]
     if population_action is not None:
         env.set_population_policy(ConstantPolicy(np.full(action_dim, population_action)))
@@ -95,9 +96,9 @@ def test_self_play_env_is_the_batched_env_with_the_population_policy(env_id, pop
 
 
 def test_self_play_env_forwards_the_population_api():
-    env = SelfPlayVecEnv(LQ, n_particles=5, n_learners=3)
+    env = PopulationVecEnv.from_id(LQ, n_particles=5, n_learners=3)
     populations = env.get_attr("population")
-    assert len(populations) == 3 and populations[0] is env.batched_env.population
+    assert len(populations) == 3 and populations[0] is env.population is env.game.members[0]
     assert env.env_method("set_population_policy", None, indices=[0]) == [None]
     assert env.env_is_wrapped(gym.Wrapper) == [False] * 3
     env.seed(7)
@@ -117,11 +118,11 @@ def test_self_play_env_forwards_the_population_api():
 )
 def test_self_play_env_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        SelfPlayVecEnv(LQ, **kwargs)
+        PopulationVecEnv.from_id(LQ, **kwargs)
 
 
 def test_self_play_env_rejects_bad_actions_and_policies():
-    env = SelfPlayVecEnv(LQ, n_particles=4, n_learners=2)
+    env = PopulationVecEnv.from_id(LQ, n_particles=4, n_learners=2)
     env.reset()
     with pytest.raises(ValueError, match="actions must have shape"):
         env.step(np.zeros((3, 1)))
@@ -150,11 +151,11 @@ def test_fixed_point_sync_pushes_a_frozen_copy_of_the_actor():
     callback.sync()
     game = env.envs[0].unwrapped
     synced = game.record_population_flow(seed=1)
-    expected, _ = rollout(Population(game.model, 50), ModelPolicy(model), np.random.default_rng(1))
+    expected, _ = rollout_population(Population(game.model, 50), ModelPolicy(model), 1)
     np.testing.assert_array_equal(synced.population, expected.population)
     make_constant(last_linear(model.actor), 0.7)  # training goes on: the population must not follow
     np.testing.assert_array_equal(game.record_population_flow(seed=1).population, synced.population)
-    moved, _ = rollout(Population(game.model, 50), ModelPolicy(model), np.random.default_rng(1))
+    moved, _ = rollout_population(Population(game.model, 50), ModelPolicy(model), 1)
     assert not np.array_equal(moved.population, synced.population)
 
 
@@ -263,7 +264,7 @@ def test_self_play_population_plays_the_live_shared_policy(tmp_path):
         obs, _, _, infos = env.step(model.predict(obs, deterministic=True)[0])
     populations.append(infos[0]["terminal_observation"]["population"])
     reference = Population(env.get_attr("population")[0].model, 32)
-    flow, _ = rollout(reference, ModelPolicy(model), np.random.default_rng(5))
+    flow, _ = rollout_population(reference, ModelPolicy(model), 5)
     np.testing.assert_array_equal(np.stack(populations), flow.population)
     learners = np.stack([info["terminal_observation"]["state"] for info in infos])
     np.testing.assert_allclose(learners, reference.states[:8], rtol=1e-5)

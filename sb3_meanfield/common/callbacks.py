@@ -13,12 +13,16 @@ monitor), as SB3's DDPG, TD3 and SAC and their mean field versions have.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, check_real, rollout
+from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, check_real
+from mfg_envs.game import Game, rollout
+from sb3_meanfield.common.sb3_adapter import progress_remaining
 from sb3_meanfield.evaluation import ModelPolicy
 
 SYNC_MODES = ("fixed_point", "fictitious_play")
@@ -101,13 +105,14 @@ def probe_observations(population: Population, n_probe: int, rng: np.random.Gene
     A fixed probe set makes policy and Q changes comparable between checks.
     """
     model = population.model
-    cohort = Population(model, n_probe, population.representation, population.kde_bandwidth)
+    cohort = population.clone(n_probe)
+    game = Game.of(cohort)
     cohort.reset(rng)
     probe_step = rng.integers(0, model.n_steps, n_probe)
     probe = {key: np.array(value) for key, value in cohort.observation().items()}
     neutral = np.zeros((n_probe, model.action_dim))
     while not cohort.done:  # a loop over time steps
-        cohort.step(neutral, model.noise(n_probe, rng))
+        game.step([neutral], [model.noise(n_probe, rng)])
         chosen = probe_step == cohort.step_index
         for key, value in cohort.observation().items():
             probe[key][chosen] = value[chosen]
@@ -115,7 +120,7 @@ def probe_observations(population: Population, n_probe: int, rng: np.random.Gene
 
 
 class MeanFieldMonitor(BaseCallback):
-    """Convergence monitors of the design (DESIGN.md 6.2), logged every ``check_freq`` env steps under ``mfg/``.
+    """The "Convergence monitors" of docs/design.md, logged every ``check_freq`` env steps under ``mfg/``.
 
     On a fixed probe set of observations ``s`` and actions ``a`` (:func:`probe_observations`), and
     with the same seed for every flow (common random numbers), between two checks ``k-1`` and ``k``:
@@ -131,6 +136,8 @@ class MeanFieldMonitor(BaseCallback):
     The first check only sets the reference (and logs the return). ``history`` keeps every check as
     a dict with ``timesteps``. The Nash gap itself is :class:`sb3_meanfield.NashGapCallback`'s job.
     """
+
+    model: TD3 | SAC  # a model with SB3's critic interface (DDPG is a TD3), as the module docstring says
 
     def __init__(
         self, check_freq: int = 1000, n_probe: int = 512, flow_particles: int = 1000, seed: int = 0, verbose: int = 0
@@ -171,9 +178,8 @@ class MeanFieldMonitor(BaseCallback):
                 th.tensor(self.probe_actions, dtype=th.float32, device=device),
             )[0]
         q_values = q_values.cpu().numpy().ravel()
-        template = self.population
-        cohort = Population(template.model, self.flow_particles, template.representation, template.kde_bandwidth)
-        flow, returns = rollout(cohort, policy, np.random.default_rng(self.seed))
+        flows, all_returns = rollout(Game.of(self.population.clone(self.flow_particles)), policy, self.seed)
+        flow, returns = flows[0], all_returns[0]
         values = {"mfg/population_return": float(returns.mean())}
         if self._previous is not None:
             previous_actions, previous_q, previous_flow = self._previous
@@ -201,7 +207,7 @@ class ActionBarrierSchedule(BaseCallback):
     A strong barrier early keeps the untrained critic from driving the actor to the bound; a weak one at the end
     keeps the final policy's tilt toward 0 small. The value set on ``model.critic`` is a function of the progress
     alone, so a resumed run follows the same schedule. With a
-    :class:`~sb3_meanfield.multi.MultiPopulationTrainer` every population's model follows the schedule on its own
+    :class:`~sb3_meanfield.training.MultiPopulationTrainer` every population's model follows the schedule on its own
     progress, logged as ``train/action_barrier/<population>``.
     """
 
@@ -211,8 +217,10 @@ class ActionBarrierSchedule(BaseCallback):
 
     def _on_training_start(self) -> None:
         models = getattr(self.model, "models", None)  # a MultiPopulationTrainer's, one per population
-        self.targets = (
-            {f"train/action_barrier/{name}": model for name, model in zip(self.model.names, models)}
+        trainer: Any = self.model  # then a MultiPopulationTrainer, which passes itself as the callbacks' model
+        # TD3/DDPG models with a MeanFieldTD3Policy and its MeanFieldCritic (checked below)
+        self.targets: dict[str, Any] = (
+            {f"train/action_barrier/{name}": model for name, model in zip(trainer.names, models)}
             if models is not None
             else {"train/action_barrier": self.model}
         )
@@ -226,6 +234,6 @@ class ActionBarrierSchedule(BaseCallback):
 
     def _set_barriers(self) -> None:
         for key, model in self.targets.items():
-            initial, done = model.policy.action_barrier, 1.0 - model._current_progress_remaining
+            initial, done = model.policy.action_barrier, 1.0 - progress_remaining(model)
             model.critic.action_barrier = initial + (self.final_barrier - initial) * done
             self.logger.record(key, model.critic.action_barrier)

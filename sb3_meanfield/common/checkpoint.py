@@ -88,7 +88,8 @@ def picklable(model: BaseAlgorithm, callbacks: list[BaseCallback]) -> Iterator[l
     """
     logger, env = model._logger, model.env
     namespaces = [(callback.locals, callback.globals) for callback in callbacks]
-    model._logger = None
+    assert env is not None, "checkpoints are written during training, when the model has its env"
+    model._logger = None  # type: ignore[assignment]  # detached for the pickle only, restored in finally
     model.env, layers = unwrapped_vec_env(env)
     for callback in callbacks:
         callback.locals, callback.globals = {}, {}

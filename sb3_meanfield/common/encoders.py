@@ -40,9 +40,9 @@ POPULATION_ENCODERS = ("mlp", "cnn", "deepsets")
 STATE_COUPLINGS = ("concat", "affine")
 OBSERVATION_KEYS = ("state", "population", "time")
 
-#: Encoder sizes of the actor ``mu(s, m)`` (DESIGN.md 5.1): state 256-128, population 128-64.
+#: Encoder sizes of the actor ``mu(s, m)`` (docs/design.md, "Actor network"): state 256-128, population 128-64.
 ACTOR_EXTRACTOR_DEFAULTS: dict[str, Any] = {"state_arch": [256, 128], "population_arch": [128, 64]}
-#: Encoder sizes of the critic ``Q(s, a, m)`` (DESIGN.md 5.2): state 256, population 128.
+#: Encoder sizes of the critic ``Q(s, a, m)`` (docs/design.md, "Critic network"): state 256, population 128.
 CRITIC_EXTRACTOR_DEFAULTS: dict[str, Any] = {"state_arch": [256], "population_arch": [128]}
 
 
@@ -117,6 +117,8 @@ class DeepSetsPopulationEncoder(nn.Module):
     :param activation_fn: activation after every layer.
     """
 
+    centres: th.Tensor  # buffer (k, d), registered in __init__
+
     def __init__(
         self,
         n_cells: int,
@@ -146,7 +148,7 @@ class DeepSetsPopulationEncoder(nn.Module):
 class MeanFieldExtractor(BaseFeaturesExtractor):
     """Features ``phi(s, t, m) = [f_s(s, t), f_m(k m)]`` of a ``Dict(state, population, time)`` observation.
 
-    Defaults are the actor's sizes (DESIGN.md 5.1); :class:`~sb3_meanfield.td3.MeanFieldTD3Policy`
+    Defaults are the actor's sizes (docs/design.md, "Actor network"); :class:`~sb3_meanfield.td3.MeanFieldTD3Policy`
     gives the critic its own (:data:`CRITIC_EXTRACTOR_DEFAULTS`).
 
     :param observation_space: ``Dict`` with 1-D ``Box`` entries ``state`` ``(d_s,)``, ``population``
@@ -215,6 +217,7 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim)
         if population_scale is None:
             box = observation_space["population"]
+            assert isinstance(box, spaces.Box)  # checked by _check_space
             is_histogram = bool((box.low >= 0.0).all() and (box.high <= 1.0).all())
             population_scale = float(n_cells) if is_histogram else 1.0
         self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
@@ -225,16 +228,21 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
     @staticmethod
     def _check_space(observation_space: spaces.Space) -> tuple[int, int]:
         """``(d_s, k)`` of a valid observation space, else ``ValueError``."""
-        valid = isinstance(observation_space, spaces.Dict) and set(OBSERVATION_KEYS) <= set(observation_space.spaces)
-        if valid:
-            boxes = [observation_space[key] for key in OBSERVATION_KEYS]
-            valid = all(isinstance(box, spaces.Box) and len(box.shape) == 1 for box in boxes) and boxes[2].shape == (1,)
-        if not valid:
-            raise ValueError(
-                "observation_space must be a Dict with 1-D Box entries 'state' (d_s,), 'population' (k,) and "
-                f"'time' (1,), got {observation_space}"
-            )
-        return observation_space["state"].shape[0], observation_space["population"].shape[0]
+        if isinstance(observation_space, spaces.Dict) and set(OBSERVATION_KEYS) <= set(observation_space.spaces):
+            state, population, time = (observation_space[key] for key in OBSERVATION_KEYS)
+            if (
+                isinstance(state, spaces.Box)
+                and isinstance(population, spaces.Box)
+                and isinstance(time, spaces.Box)
+                and len(state.shape) == 1
+                and len(population.shape) == 1
+                and time.shape == (1,)
+            ):
+                return state.shape[0], population.shape[0]
+        raise ValueError(
+            "observation_space must be a Dict with 1-D Box entries 'state' (d_s,), 'population' (k,) and "
+            f"'time' (1,), got {observation_space}"
+        )
 
     def forward(self, observations: TensorDict) -> th.Tensor:
         state, time = observations["state"], observations["time"]

@@ -1,4 +1,4 @@
-"""Exploration noise of the design (DESIGN.md 3.4 and 6.3): ``a_t = mu_theta(s_t, m_t) + N_t``.
+"""Exploration noise (docs/design.md, "Exploration noise"): ``a_t = mu_theta(s_t, m_t) + N_t``.
 
 ``N_t`` is an Ornstein-Uhlenbeck process (SB3's, ``theta = 0.15``, ``sigma = 0.2``) or Gaussian
 noise whose scale decays from ``sigma = 0.1`` (:class:`DecayingGaussianActionNoise`). Both are SB3
@@ -148,7 +148,7 @@ def make_action_noise(
     decay_steps: int = 100_000,
     schedule: str = "linear",
 ) -> ActionNoise:
-    """Exploration noise with the design's defaults (DESIGN.md 6.3), vectorized over ``n_envs`` envs.
+    """Exploration noise, defaults of docs/design.md ("Default hyperparameters"), vectorized over ``n_envs`` envs.
 
     - ``"ornstein-uhlenbeck"``: ``dX = theta (0 - X) dt + sigma dW`` with ``theta = 0.15``,
       ``sigma = 0.2`` (SB3's process, its ``dt = 0.01``, as rl_zoo3's ``noise_type``);

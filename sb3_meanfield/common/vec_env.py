@@ -1,66 +1,176 @@
-"""Self-play: the particles of one population are the ``n_envs`` agents of a Stable-Baselines3 ``VecEnv``.
+"""Self-play: the learning particles of one population of a game are the ``n_envs`` of a Stable-Baselines3 ``VecEnv``.
 
-Every learning particle is one SB3 sub-environment of the same game, so one forward pass of the
-shared policy acts for all of them and each env step stores ``n_learners`` transitions. The
-population is the batched :class:`mfg_envs.MeanFieldVectorEnv` (``autoreset_mode="same_step"``,
-SB3's convention: the step that ends the episode returns the first observation of the next one).
+:class:`PopulationVecEnv` ``(game, population, n_learners)``: the SB3 environments are the first ``n_learners``
+particles of one population of ONE shared :class:`mfg_envs.game.Game` (a single-population id is the game of one
+population). Every learning particle shares the same policy, so one forward pass acts for all of them and each
+env step stores ``n_learners`` transitions. Every step moves the whole game: the learners act with SB3's actions,
+every other particle of every population with its population's policy, in one batched call per population. The
+non-learning particles of the learner's population follow the live policy of the model being trained
+(:func:`bind_population`, called by the mean field algorithms when they start learning) unless a population policy
+was set explicitly. Several ``PopulationVecEnv`` of one game share its clock and its random generators;
+:func:`step_populations` steps the game once with the learners of several populations at once.
+
+SB3's conventions: writable learner rows, autoreset on the same step (the last step returns the next episode's
+first observation and puts the terminal one in each learner's ``info["terminal_observation"]``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mfg_envs import MeanFieldVectorEnv
+import mfg_envs
 from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_actions, check_int
+from mfg_envs.env import game_observation_space
+from mfg_envs.game import game_of, population_rngs
 
 
 def learner_rows(obs: dict[str, np.ndarray], n_learners: int) -> dict[str, np.ndarray]:
-    """Writable copies of the first ``n_learners`` rows (the env returns read-only broadcast views)."""
+    """Writable copies of the first ``n_learners`` rows (the game returns read-only broadcast views)."""
     return {key: np.array(value[:n_learners]) for key, value in obs.items()}
 
 
-def episode_end_infos(final_obs: dict[str, np.ndarray], n_learners: int, truncated: np.ndarray) -> list[dict[str, Any]]:
-    """SB3's infos of the step that ends an episode: each learner's own terminal observation (and time-limit flag)."""
+def episode_end_infos(final_obs: dict[str, np.ndarray], n_learners: int) -> list[dict[str, Any]]:
+    """SB3's infos of the step that ends an episode: each learner's own terminal observation (a termination)."""
     final = learner_rows(final_obs, n_learners)
     return [
-        {"terminal_observation": {key: value[i] for key, value in final.items()}, "TimeLimit.truncated": bool(cut)}
-        for i, cut in enumerate(truncated[:n_learners])
+        {"terminal_observation": {key: value[i] for key, value in final.items()}, "TimeLimit.truncated": False}
+        for i in range(n_learners)
     ]
 
 
-class SharedGameVecEnv(VecEnv):
-    """A ``VecEnv`` whose sub-environments are particles of ONE shared game.
+class PopulationVecEnv(VecEnv):
+    """SB3 ``VecEnv`` over the first ``n_learners`` particles of population ``population`` of a shared game.
 
-    ``get_attr``, ``set_attr`` and ``env_method`` act once on the object :meth:`_target` names and
-    return one entry per requested index. Subclasses define :meth:`_target`.
+    :param game: the game (or an env whose game it is), shared with the ``PopulationVecEnv`` of the other
+        populations; :meth:`from_id` builds one from a registered id.
+    :param population: the learning population, by name or index (default: the first).
+    :param n_learners: learning particles, ``1 <= n_learners <=`` the population's size (default: all).
+
+    ``reset`` restarts the WHOLE game: initial states and noise come from one generator per population
+    (:func:`mfg_envs.game.population_rngs` of the seed given to :meth:`seed`; without a seed the game's
+    generators go on). ``get_attr``, ``set_attr`` and ``env_method`` act once on the shared game and return one
+    entry per requested index: the names in :attr:`OWN_NAMES` resolve on this object (``population`` is the
+    learning population's :class:`mfg_envs.Population`), every other name on the game.
     """
 
-    def _target(self, name: str) -> Any:
-        raise NotImplementedError
+    render_mode: str | None = None
+    #: Names ``get_attr``/``set_attr``/``env_method`` resolve on this object; every other name goes to the game.
+    OWN_NAMES: ClassVar[frozenset[str]] = frozenset(
+        {
+            "game",
+            "population",
+            "population_index",
+            "name",
+            "n_learners",
+            "n_particles",
+            "set_population_policy",
+            "set_population_flow",
+            "follow_learner",
+            "observe",
+            "render_mode",
+        }
+    )
 
-    def _count(self, indices: VecEnvIndices) -> int:
-        if indices is None:
-            return self.num_envs
-        return 1 if isinstance(indices, int) else len(indices)
+    def __init__(self, game: Any, population: str | int = 0, n_learners: int | None = None) -> None:
+        self.game = game_of(game)
+        self.population_index = k = self.game.model.index(population)
+        size = self.game.n_particles[k]
+        self.n_learners = size if n_learners is None else check_int("n_learners", n_learners)
+        if self.n_learners > size:
+            raise ValueError(f"n_learners must be in [1, {size}] (the size of population {self.name!r})")
+        self._policy_set = False
+        self._actions = np.zeros((self.n_learners, self.game.model.populations[k].action_dim))
+        action_space = spaces.Box(-1.0, 1.0, self._actions.shape[1:], np.float32)
+        super().__init__(self.n_learners, game_observation_space(self.game, k), action_space)
+
+    @classmethod
+    def from_id(
+        cls, env_id: str, n_particles: int = 1000, n_learners: int | None = None, **env_kwargs: Any
+    ) -> PopulationVecEnv:
+        """Self-play on a registered id: ``n_learners`` of the ``n_particles`` particles of its (first) population
+        learn (default: all); ``env_kwargs`` as for ``gym.make(env_id, **env_kwargs)``."""
+        if env_id not in mfg_envs.ALL_ENV_IDS:
+            raise ValueError(f"env_id must be one of {mfg_envs.ALL_ENV_IDS}, got {env_id!r}")
+        n_particles = check_int("n_particles", n_particles)
+        if n_learners is not None and not 1 <= check_int("n_learners", n_learners) <= n_particles:
+            raise ValueError(f"n_learners must be in [1, n_particles={n_particles}], got {n_learners}")
+        return cls(gym.make(env_id, n_particles=n_particles, **env_kwargs), 0, n_learners)
+
+    @property
+    def name(self) -> str:
+        return self.game.names[self.population_index]
+
+    @property
+    def population(self) -> Population:
+        """The learning population (its model, particles, policy and frozen flow)."""
+        return self.game.members[self.population_index]
+
+    @property
+    def n_particles(self) -> int:
+        return self.population.n_particles
+
+    # ------------------------------------------------------------------ population API
+    def set_population_policy(self, policy: PopulationPolicy | None) -> None:
+        """Make this population's non-learning particles follow ``policy`` (``None``: neutral); it is kept when the
+        model starts learning (see :func:`bind_population`)."""
+        self.game.set_policy(self.population_index, policy)
+        self._policy_set = True
+
+    def follow_learner(self, policy: PopulationPolicy) -> None:
+        """Self-play: the non-learning particles follow the learner's ``policy``, unless a population policy was set
+        with :meth:`set_population_policy`."""
+        if not self._policy_set:
+            self.game.set_policy(self.population_index, policy)
+
+    def set_population_flow(self, flows: PopulationFlow | Sequence[PopulationFlow] | None) -> None:
+        """Freeze every population to its flow from the next reset (one population: one flow; ``None``: unfreeze)."""
+        self.game.freeze((flows,) if isinstance(flows, PopulationFlow) else flows)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The learners' current observations (writable copies), without moving the game."""
+        return learner_rows(self.game.observation(self.population_index, slice(0, self.n_learners)), self.n_learners)
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self) -> VecEnvObs:
+        seed, generators = self._seeds[0], self.game.generators
+        if seed is not None or generators is None:
+            generators = population_rngs(seed, len(self.game.members))
+        self.game.reset(generators)
+        self._reset_seeds()
+        self._reset_options()
+        return self.observe()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = check_actions(actions, self._actions.shape, "actions")
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return step_populations([self], [self._actions])[0]
+
+    def close(self) -> None:
+        pass
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The attribute of the shared game, once per requested index (every particle sees the same game)."""
+        """The attribute (of this object or of the game), once per requested index."""
         return [getattr(self._target(attr_name), attr_name)] * self._count(indices)
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set the attribute on the shared game (``indices`` are accepted for API compatibility)."""
+        """Set the attribute once (``indices`` are accepted for API compatibility: every particle shares it)."""
         setattr(self._target(attr_name), attr_name, value)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
     ) -> list[Any]:
-        """Call the method of the shared game once; its result is repeated for every requested index."""
+        """Call the method once; its result is repeated for every requested index."""
         result = getattr(self._target(method_name), method_name)(*method_args, **method_kwargs)
         return [result] * self._count(indices)
 
@@ -70,89 +180,100 @@ class SharedGameVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None] * self.num_envs
 
+    def _target(self, name: str) -> Any:
+        return self if name in self.OWN_NAMES else self.game
 
-class SelfPlayVecEnv(SharedGameVecEnv):
-    """SB3 ``VecEnv`` over the ``n_particles`` particles of one mean field game (parameter sharing).
+    def _count(self, indices: VecEnvIndices) -> int:
+        if indices is None:
+            return self.num_envs
+        return 1 if isinstance(indices, int) else len(list(indices))
 
-    Particles ``0 .. n_learners-1`` are the ``num_envs`` SB3 environments and act with the actions
-    SB3 passes to :meth:`step_async`; particles ``n_learners .. n_particles-1`` act with the
-    population policy, in one batched call (:meth:`set_population_policy`; default: the neutral
-    policy, normalized action 0). All particles make the mean field. With
-    ``n_learners = n_particles`` (the default) every particle learns: the population is the
-    learner itself and training is self-consistent by construction; with fewer learners,
-    ``set_population_policy(ModelPolicy(model))`` makes the others play the live shared policy
-    deterministically (``python -m sb3_meanfield.train`` does so).
 
-    ``get_attr``, ``set_attr`` and ``env_method`` act once on the shared game (this object for
-    :meth:`set_population_policy`, else the batched env: ``get_attr("population")`` is its
-    :class:`mfg_envs.Population`) and return one entry per requested index.
+class ModelPolicy:
+    """An SB3 model as a population policy: batched observation dict -> deterministic normalized actions.
 
-    :param env_id: a registered ``mfg_envs`` id (``import mfg_envs`` registers them).
-    :param n_particles: population size ``N >= 1``.
-    :param n_learners: learning particles, ``1 <= n_learners <= n_particles`` (default ``N``).
-    :param env_kwargs: model keywords, as for ``gym.make(env_id, **env_kwargs)``.
+    ``frozen=True`` keeps a copy of the policy network, so later training does not change it.
     """
 
-    def __init__(self, env_id: str, n_particles: int = 1000, n_learners: int | None = None, **env_kwargs: Any) -> None:
-        n_particles = check_int("n_particles", n_particles)
-        n_learners = n_particles if n_learners is None else check_int("n_learners", n_learners)
-        if n_learners > n_particles:
-            raise ValueError(f"n_learners must be in [1, n_particles={n_particles}], got {n_learners}")
-        batched = gym.make_vec(env_id, num_envs=n_particles, autoreset_mode="same_step", **env_kwargs)
-        if not isinstance(batched, MeanFieldVectorEnv):
-            raise ValueError(f"env_id must be an mfg_envs id with a batched front end, got {env_id!r}")
-        self._attach(batched, env_id, n_learners)
+    def __init__(self, model: BaseAlgorithm, frozen: bool = False) -> None:
+        self.policy = copy.deepcopy(model.policy) if frozen else model.policy
 
-    @classmethod
-    def against_flow(cls, population: Population, flow: PopulationFlow, n_learners: int) -> SelfPlayVecEnv:
-        """``n_learners`` learning agents of ``population``'s model playing against the frozen ``flow``.
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.policy.set_training_mode(False)
+        device = self.policy.device
+        # th.tensor copies into torch's aligned memory: the actions do not depend on where numpy put obs (see
+        # MeanFieldNetworksMixin.obs_to_tensor)
+        tensors = {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in obs.items()}
+        with th.no_grad():
+            actions = self.policy._predict(tensors, deterministic=True)
+        return actions.cpu().numpy().astype(np.float64)
 
-        The best-response problem with one shared policy: ``n_learners`` transitions per env step.
-        """
-        batched = MeanFieldVectorEnv.from_population(population, check_int("n_learners", n_learners), "same_step")
-        batched.set_population_flow(flow)
-        venv = cls.__new__(cls)
-        venv._attach(batched, "frozen flow", n_learners)
-        return venv
 
-    def _attach(self, batched: MeanFieldVectorEnv, env_id: str, n_learners: int) -> None:
-        self.batched_env = batched
-        self.env_id = env_id
-        self.n_particles, self.n_learners = batched.num_envs, n_learners
-        self._obs: dict[str, np.ndarray] = {}
-        self._actions = np.zeros((n_learners, batched.model.action_dim))
-        super().__init__(n_learners, batched.single_observation_space, batched.single_action_space)
+class SelfPlayMixin:
+    """Mixed into the mean field algorithms: on a :class:`PopulationVecEnv`, the population follows the model being
+    trained (:func:`bind_population`) from its construction (or ``set_env``) on, with no help from the caller."""
 
-    # ------------------------------------------------------------------ population API
-    def set_population_policy(self, policy: PopulationPolicy | None) -> None:
-        """Make the non-learning particles follow ``policy`` (batched obs -> normalized actions; ``None``: neutral)."""
-        self.batched_env.population.set_policy(policy)
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        bind_population(self)  # type: ignore[arg-type]
 
-    # ------------------------------------------------------------------ VecEnv API
-    def reset(self) -> VecEnvObs:
-        self._obs, _ = self.batched_env.reset(seed=self._seeds[0])
-        self._reset_seeds()
-        self._reset_options()
-        return learner_rows(self._obs, self.n_learners)
+    def set_env(self, *args: Any, **kwargs: Any) -> None:
+        super().set_env(*args, **kwargs)  # type: ignore[misc]
+        bind_population(self)  # type: ignore[arg-type]
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = check_actions(actions, (self.n_learners, self.batched_env.model.action_dim), "actions")
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+        bind_population(self)  # type: ignore[arg-type]
+        return result
 
-    def step_wait(self) -> VecEnvStepReturn:
-        n = self.n_learners
-        actions = self._actions
-        if n < self.n_particles:
-            actions = np.concatenate([actions, self.batched_env.population.policy_actions(slice(n, None))])
-        self._obs, rewards, terminated, truncated, info = self.batched_env.step(actions)
-        dones = (terminated | truncated)[:n]
-        infos: list[dict[str, Any]] = [{} for _ in range(n)]
-        if dones[0]:  # all particles end their episode together; SB3 reads each env's terminal observation
-            infos = episode_end_infos(info["final_obs"], n, truncated & ~terminated)
-        return learner_rows(self._obs, n), rewards[:n].astype(np.float32), dones, infos
 
-    def close(self) -> None:
-        self.batched_env.close()
+def population_envs(game: Any, n_learners: int | None = None) -> list[PopulationVecEnv]:
+    """One :class:`PopulationVecEnv` per population of ``game`` (in the order of ``names``), all on that game."""
+    core = game_of(game)
+    return [PopulationVecEnv(core, k, n_learners) for k in range(len(core.members))]
 
-    def _target(self, name: str) -> Any:
-        # The particles share one game: population-level names resolve here first, then on the batched env.
-        return self if name in type(self).__dict__ else self.batched_env
+
+def bind_population(model: BaseAlgorithm) -> None:
+    """Self-play binding: when ``model`` learns on a :class:`PopulationVecEnv` (wrappers included), the non-learning
+    particles of its population follow the model's live deterministic policy (unless set explicitly)."""
+    env = model.get_env()
+    if env is not None and env.has_attr("follow_learner"):
+        env.env_method("follow_learner", ModelPolicy(model), indices=[0])
+
+
+def step_populations(venvs: Sequence[PopulationVecEnv], actions: Sequence[np.ndarray]) -> list[VecEnvStepReturn]:
+    """Move the shared game of ``venvs`` by ONE step and return every venv's SB3 step ``(obs, rewards, dones, infos)``.
+
+    ``venvs[i]``'s learners act with ``actions[i]`` (at most one venv per population); every other particle
+    of every population acts with its population's policy, in one batched call per population.
+    """
+    game = venvs[0].game
+    if any(venv.game is not game for venv in venvs):
+        raise ValueError("the venvs must share one game")
+    learners = {
+        venv.population_index: check_actions(a, venv._actions.shape, "actions") for venv, a in zip(venvs, actions)
+    }
+    if len(learners) != len(venvs):
+        raise ValueError("at most one PopulationVecEnv per population can act in a step")
+    rngs = game.generators
+    if rngs is None or not game.started:
+        raise RuntimeError("call reset() before step(): the game has not started")
+    batches, noises = [], []
+    for k, member in enumerate(game.members):  # a loop over populations, each batched
+        n_alive = member.states.shape[0]
+        own = learners.get(k, np.zeros((0, member.model.action_dim)))
+        if own.shape[0] < n_alive:
+            own = np.concatenate([own, game.policy_actions(k, slice(own.shape[0], None))])
+        batches.append(own)
+        noises.append(member.model.noise(n_alive, rngs[k]))
+    rewards = game.step(batches, noises)
+    done = game.done
+    finals = [venv.observe() for venv in venvs] if done else []
+    if done:  # same-step autoreset: the generators go on
+        game.reset(rngs)
+    results: list[VecEnvStepReturn] = []
+    for i, venv in enumerate(venvs):
+        n = venv.n_learners
+        infos = episode_end_infos(finals[i], n) if done else [{} for _ in range(n)]
+        results.append((venv.observe(), rewards[venv.population_index][:n].astype(np.float32), np.full(n, done), infos))
+    return results

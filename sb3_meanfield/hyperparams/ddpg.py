@@ -1,7 +1,6 @@
 """DDPG hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`.
 
-DDPG takes TD3's values: the same policy class (one critic) and the same budget measured as well on the LQ
-model (final exact gap 0.058 against TD3's 0.052).
+DDPG takes TD3's values: the same policy class (one critic) and the same budget (docs/tuning.md).
 """
 
 from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table, with_action_barrier

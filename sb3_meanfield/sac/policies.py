@@ -1,7 +1,7 @@
 """Mean field SAC policy: ``pi(a | s, m) = tanh(N(mu_theta(s, m), sigma_theta(s, m)))`` and ``Q_i(s, a, m)``.
 
-The same encoders and critic as :class:`~sb3_meanfield.td3.MeanFieldTD3Policy` (DESIGN.md 5,
-10.3): the actor is SB3's SAC ``Actor`` (a 128-unit layer, then the mean and log-std heads of the
+The same encoders and critic as :class:`~sb3_meanfield.td3.MeanFieldTD3Policy` (docs/design.md, "Network architecture",
+"SAC"): the actor is SB3's SAC ``Actor`` (a 128-unit layer, then the mean and log-std heads of the
 squashed Gaussian) on the actor's :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`, the
 twin soft critics are :class:`~sb3_meanfield.td3.policies.MeanFieldCritic`.
 """
@@ -21,7 +21,8 @@ from sb3_meanfield.common.encoders import MeanFieldExtractor
 from sb3_meanfield.td3.policies import DEFAULT_NET_ARCH, MeanFieldNetworksMixin
 
 
-class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):
+# make_critic returns a MeanFieldCritic: a drop-in for SB3's ContinuousCritic, not a subclass of it
+class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[misc]
     """SAC policy with population encoders; ``MFSAC("MeanFieldPolicy", env)`` or ``SAC(MeanFieldSACPolicy, env)``.
 
     Keywords are SAC's (``use_sde``, ``log_std_init``, ``use_expln``, ``clip_mean``, ...) plus, as for

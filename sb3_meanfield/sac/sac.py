@@ -1,7 +1,8 @@
-"""Mean field SAC (DESIGN.md 10.3): ``max E[sum_t gamma^t (r(s_t, a_t, m_t) + alpha H(pi(. | s_t, m_t)))]``.
+"""Mean field SAC (docs/design.md, "SAC"): ``max E[sum_t gamma^t (r(s_t, a_t, m_t) + alpha H(pi(. | s_t, m_t)))]``.
 
 The stochastic policy is ``pi(a | s, m) = tanh(N(mu_theta(s, m), sigma_theta(s, m)))``, the twin
-soft critics ``Q_i(s, a, m)``. SB3's SAC does the training; this class adds the policy name.
+soft critics ``Q_i(s, a, m)``. SB3's SAC does the training; this class adds the policy name and the self-play
+binding (:class:`~sb3_meanfield.common.vec_env.SelfPlayMixin`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import ClassVar
 from stable_baselines3 import SAC
 from stable_baselines3.common.policies import BasePolicy
 
+from sb3_meanfield.common.vec_env import SelfPlayMixin
 from sb3_meanfield.sac.policies import MeanFieldSACPolicy
 
 
-class MFSAC(SAC):
+class MFSAC(SelfPlayMixin, SAC):
     """SAC whose ``policy_aliases`` add ``"MeanFieldPolicy"`` (:class:`MeanFieldSACPolicy`).
 
     ``MFSAC("MeanFieldPolicy", env)``; every keyword is SB3's ``SAC``. The alias dict is a new one:

@@ -1,4 +1,4 @@
-"""Mean field actor-critic policies for TD3 and DDPG: ``mu_theta(s, m)`` and ``Q_phi(s, a, m)`` (DESIGN.md 5).
+"""Mean field actor-critic policies for TD3 and DDPG (docs/design.md, "Network architecture").
 
 The actor is SB3's TD3 ``Actor`` on :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`
 features: ``mu(s, m) = tanh(W_2 relu(W_1 [f_s(s, t), f_m(m)]))`` with ``f_s`` 256-128,
@@ -20,7 +20,7 @@ the two factories SB3's ``_build`` calls for the networks and their targets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch as th
@@ -43,9 +43,9 @@ from sb3_meanfield.common.encoders import (
     role_extractor_kwargs,
 )
 
-#: Hidden layers of the actor's action head and of the critic's Q head (DESIGN.md 5.1, 5.2).
+#: Hidden layers of the actor's action head and of the critic's Q head (docs/design.md, "Network architecture").
 DEFAULT_NET_ARCH: dict[str, list[int]] = {"pi": [128], "qf": [256, 128]}
-#: Hidden layers of the critic's action encoder ``g`` (DESIGN.md 5.2).
+#: Hidden layers of the critic's action encoder ``g`` (docs/design.md, "Critic network").
 DEFAULT_ACTION_ENCODER_ARCH: list[int] = [64]
 
 
@@ -166,6 +166,11 @@ class MeanFieldNetworksMixin:
     features_extractor_kwargs: dict[str, Any]
     critic_kwargs: dict[str, Any]
     device: th.device
+    if TYPE_CHECKING:  # provided by the host policy (SB3's BaseModel)
+
+        def _update_features_extractor(
+            self, net_kwargs: dict[str, Any], features_extractor: BaseFeaturesExtractor | None = None
+        ) -> dict[str, Any]: ...
 
     def _set_mean_field_kwargs(
         self,
@@ -194,7 +199,7 @@ class MeanFieldNetworksMixin:
         """The parent's actor on ``features_extractor`` (shared) or on a new actor extractor."""
         if features_extractor is None:
             features_extractor = self.make_extractor("actor")
-        return super().make_actor(features_extractor)
+        return super().make_actor(features_extractor)  # type: ignore[misc]  # super() is the host TD3/SAC policy
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> MeanFieldCritic:
         """A :class:`MeanFieldCritic` on ``features_extractor`` (shared) or on a new critic extractor."""
@@ -221,7 +226,7 @@ class MeanFieldNetworksMixin:
         return tensors.clone(), vectorized
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
+        data = super()._get_constructor_parameters()  # type: ignore[misc]  # super() is the host TD3/SAC policy
         data.update(
             actor_extractor_kwargs=self.actor_extractor_kwargs,
             critic_extractor_kwargs=self.critic_extractor_kwargs,
@@ -230,8 +235,9 @@ class MeanFieldNetworksMixin:
         return data
 
 
-class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):
-    """TD3/DDPG policy with population encoders: actor ``mu(s, m)``, critics ``Q_i(s, a, m)`` (DESIGN.md 5).
+# make_critic returns a MeanFieldCritic: a drop-in for SB3's ContinuousCritic, not a subclass of it
+class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[misc]
+    """TD3/DDPG policy, actor ``mu(s, m)`` and critics ``Q_i(s, a, m)`` (docs/design.md, "Network architecture").
 
     Use it as ``MFTD3("MeanFieldPolicy", env)``, ``MFDDPG("MeanFieldPolicy", env)`` or
     ``TD3(MeanFieldTD3Policy, env)``. The defaults reproduce the design's networks; keywords:

@@ -1,0 +1,188 @@
+"""The Nash gap (exploitability) of population policies, estimated with common random numbers.
+
+For a game of ``K`` populations (``K = 1``: one population) where population ``k`` plays ``pi_k``,
+
+``gap_k(pi) = R^k(BR_k; mu^pi) - R^k(pi_k; mu^pi) >= 0``  (in returns; docs/models.md writes it in costs),
+
+population ``k``'s best response with the flows ``mu^pi`` of every population frozen. The gap of the
+game is ``max_k gap_k``. Per replicate (seeds ``seed, seed + 1, ...``):
+
+1. ``n_particles`` particles per population play ``pi``; their flows ``mu^pi`` are recorded;
+2. a best-response method (a :class:`BestResponder`) gives population ``k``'s best response to them;
+3. a ghost cohort of population ``k``, seeded like the recorded population (same initial states, same
+   noise: common random numbers), plays it against the frozen flows.
+
+The reported gap is the mean over replicates and its standard error the replicates' spread,
+``std / sqrt(n_replicates)``: the flow is estimated from the same particles, so the per-particle spread alone
+would understate the error several-fold. The finite population adds a bias of order ``1/N``.
+
+A best-response method is one object: :class:`ExactBestResponse` here (numpy only), the RL best response in
+:mod:`sb3_meanfield.evaluation`. A method whose best response was fitted on the recorded noise (a learned one)
+sets ``fresh_noise``: both the policy and the best response are then evaluated on noise never seen in the fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from mfg_envs.core import PopulationFlow, PopulationPolicy, check_int
+from mfg_envs.game import Game, exactly_solvable, frozen_flows_returns, game_of, model_name, neutral_policies, rollout
+
+#: Seed offset of the evaluation of a learned best response: noise never seen in its fit.
+FRESH_NOISE_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True)
+class PopulationGap:
+    """One population's ``gap = best_response_return - policy_return``, its standard error over replicates and,
+    with ``relative=True``, ``relative_gap = gap / gap(neutral policy)``."""
+
+    gap: float
+    standard_error: float
+    policy_return: float
+    best_response_return: float
+    relative_gap: float = float("nan")
+
+
+@dataclass(frozen=True)
+class NashGap:
+    """The Nash gap of a game: ``gaps[name]`` per population and, as attributes, the figures of the population with
+    the largest gap (for one population: its own). ``method`` names the best-response method."""
+
+    gaps: dict[str, PopulationGap]
+    method: str = "exact"
+    n_replicates: int = field(default=0, compare=False)
+
+    @property
+    def worst(self) -> PopulationGap:
+        """The population gap with the largest ``gap``."""
+        return max(self.gaps.values(), key=lambda population: population.gap)
+
+    @property
+    def gap(self) -> float:
+        """``max_k gap_k``."""
+        return self.worst.gap
+
+    @property
+    def relative_gap(self) -> float:
+        """``max_k gap_k / gap_k(neutral)``."""
+        return max(population.relative_gap for population in self.gaps.values())
+
+    @property
+    def standard_error(self) -> float:
+        return self.worst.standard_error
+
+    @property
+    def policy_return(self) -> float:
+        return self.worst.policy_return
+
+    @property
+    def best_response_return(self) -> float:
+        return self.worst.best_response_return
+
+    def as_dict(self) -> dict[str, float]:
+        """``gap``, ``standard_error``, ``policy_return``, ``best_response_return``, ``relative_gap`` (the worst
+        population's) and, for several populations, ``<name>/<figure>`` for each."""
+        keys = ("gap", "standard_error", "policy_return", "best_response_return", "relative_gap")
+        result = {key: float(getattr(self, key)) for key in keys}
+        if len(self.gaps) > 1:
+            result |= {f"{name}/{key}": float(getattr(gap, key)) for name, gap in self.gaps.items() for key in keys}
+        return result
+
+
+class BestResponder(Protocol):
+    """A best-response method: population ``population``'s best response to the frozen ``flows`` of ``game``
+    (``seed``: the replicate's). ``fresh_noise``: see the module docstring."""
+
+    fresh_noise: bool
+
+    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
+        """The best response's policy."""
+        ...
+
+
+class ExactBestResponse:
+    """The model's own exact best response (Riccati recursion, per-step maximization)."""
+
+    fresh_noise = False
+
+    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
+        return game.model.best_response(population, flows).policy  # type: ignore[attr-defined]
+
+
+def replicate_gaps(
+    game: Game, policies: Sequence[PopulationPolicy], responder: BestResponder, n_particles: int, seed: int
+) -> np.ndarray:
+    """``(K, 3)``: per population ``(gap, policy return, best-response return)`` of one replicate."""
+    flows, policy_returns = rollout(game.clone(n_particles), policies, seed)
+    evaluation_seed = seed + FRESH_NOISE_OFFSET if responder.fresh_noise else seed
+    rows = []
+    for k, recorded in enumerate(policy_returns):  # a loop over populations
+        best = frozen_flows_returns(game, flows, k, responder(game, k, flows, seed), n_particles, evaluation_seed)
+        own = recorded
+        if responder.fresh_noise:
+            own = frozen_flows_returns(game, flows, k, policies[k], n_particles, evaluation_seed)
+        rows.append([(best - own).mean(), own.mean(), best.mean()])
+    return np.array(rows)
+
+
+def crn_nash_gap(
+    game: Game,
+    policies: Sequence[PopulationPolicy],
+    make_responder: Callable[[], BestResponder],
+    method: str,
+    n_particles: int = 10_000,
+    seed: int = 0,
+    relative: bool = True,
+    n_replicates: int = 4,
+) -> NashGap:
+    """The Nash gap of ``policies`` (one per population, in order) with the best responses of a responder from
+    ``make_responder`` (see the module docstring); ``relative=True`` also divides each gap by that population's
+    gap when every population plays the neutral policy (normalized action 0; one replicate, a second responder)."""
+    n_particles = check_int("n_particles", n_particles, 2)
+    n_replicates = check_int("n_replicates", n_replicates, 2)
+    responder = make_responder()
+    runs = np.stack([replicate_gaps(game, policies, responder, n_particles, seed + r) for r in range(n_replicates)])
+    means = runs.mean(axis=0)
+    errors = runs[:, :, 0].std(axis=0, ddof=1) / np.sqrt(n_replicates)
+    scale = np.full(len(game.names), np.nan)
+    if relative:
+        scale = replicate_gaps(game, neutral_policies(game.model), make_responder(), n_particles, seed)[:, 0]
+    gaps = {
+        name: PopulationGap(
+            gap=float(means[k, 0]),
+            standard_error=float(errors[k]),
+            policy_return=float(means[k, 1]),
+            best_response_return=float(means[k, 2]),
+            relative_gap=float(means[k, 0] / scale[k]),
+        )
+        for k, name in enumerate(game.names)
+    }
+    return NashGap(gaps, method, n_replicates)
+
+
+def exact_nash_gap(
+    policy: PopulationPolicy | Sequence[PopulationPolicy] | Mapping[str, PopulationPolicy],
+    env: Any,
+    n_particles: int = 10_000,
+    seed: int = 0,
+    relative: bool = True,
+    n_replicates: int = 4,
+) -> NashGap:
+    """The exact Nash gap of ``policy`` on ``env`` (any mfg_envs env or core) with common random numbers.
+
+    ``policy``: a callable ``obs -> normalized actions`` (one population), or one per population (a sequence in
+    the order of the game's names, or a mapping by name). Exact best responses (:class:`ExactBestResponse`);
+    ``NotImplementedError`` for a model without them.
+    """
+    game = game_of(env)
+    if not exactly_solvable(game.model):
+        raise NotImplementedError(
+            f"{model_name(game.model)} has no exact best response; use nash_gap(policy, env, method='rl')"
+        )
+    policies = game.policies_in_order(policy)
+    return crn_nash_gap(game, policies, ExactBestResponse, "exact", n_particles, seed, relative, n_replicates)

@@ -1,0 +1,394 @@
+"""The configuration of a ``python -m sb3_meanfield.train`` run: reading it, resolving it, building from it.
+
+- reading: :func:`parse_value` (config values without ``eval``), :func:`key_value` (``--hyperparams`` items),
+  :func:`load_config` (an rl_zoo3 config: module, ``.py`` or YAML), :func:`section`;
+- resolving: :func:`resolve_config` turns the parsed command line into the run's plain-data configuration
+  (saved as ``config.yaml``): the config's ``hyperparams[env_id]`` (or ``default``), then, in self-play, its
+  ``self_play[env_id]`` overrides, then ``--hyperparams`` and the flags;
+- building: :func:`build` (one population: env, model, callbacks) and :func:`build_trainer` (several
+  populations: a :class:`~sb3_meanfield.training.MultiPopulationTrainer` and callbacks) from a resolved
+  configuration.
+
+A bad command line or configuration raises :class:`UsageError` (reported as one line, exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import inspect
+import re
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch as th
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+import mfg_envs
+from sb3_meanfield.common.callbacks import PopulationSyncCallback
+from sb3_meanfield.common.noise import make_action_noise
+from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs
+from sb3_meanfield.training import MODES as SCHEDULES
+from sb3_meanfield.training import MultiPopulationTrainer
+
+ALGORITHMS = {"ddpg": "sb3_meanfield.ddpg.MFDDPG", "td3": "sb3_meanfield.td3.MFTD3", "sac": "sb3_meanfield.sac.MFSAC"}
+#: How the population follows the learner (single-population ids; several populations are always self-play).
+MODES = ("self-play", "representative")
+#: Config keys the launcher consumes; every other key is a keyword of the algorithm.
+LAUNCHER_KEYS = ("n_timesteps", "n_envs", "env_kwargs", "noise_type", "noise_std", "noise_final_std", "callback")
+#: Self-play keys (population size and learning particles), also settable with flags.
+SELF_PLAY_KEYS = ("n_particles", "n_learners")
+#: Config keys of the multi-population ids only (also settable with flags).
+MULTI_KEYS = ("switch_freq",)
+#: Learning particles per population of a multi-population id when neither the config nor a flag says.
+MULTI_N_LEARNERS = 64
+#: Env steps between the checkpoints of a single-population run unless ``--checkpoint-freq`` says.
+DEFAULT_CHECKPOINT_FREQ = 1000
+#: Flags that may accompany ``--resume`` (they change no result); every other setting comes from config.yaml.
+RESUME_FLAGS = ("resume", "no_progress", "no_figures")
+_BARE_WORD = re.compile(r"^[\w.+-]+$")
+
+
+class UsageError(ValueError):
+    """A bad command line or configuration: reported as one line with exit code 2."""
+
+
+# --------------------------------------------------------------------------- values and config files
+def _literal_node(node: ast.expr) -> Any:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+        if any(keyword.arg is None for keyword in node.keywords):
+            raise ValueError("dict(**...) is not supported")
+        return {keyword.arg: _literal_node(keyword.value) for keyword in node.keywords}
+    if isinstance(node, ast.Dict):
+        if any(key is None for key in node.keys):
+            raise ValueError("{**...} is not supported")
+        return {
+            _literal_node(key): _literal_node(value) for key, value in zip(node.keys, node.values) if key is not None
+        }
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal_node(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if (  # activation classes, as rl_zoo3 configs
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "nn"
+        and isinstance(getattr(th.nn, node.attr, None), type)
+    ):
+        return getattr(th.nn, node.attr)
+    return ast.literal_eval(node)
+
+
+def parse_value(text: str) -> Any:
+    """A config value without ``eval``: Python literals, ``dict(k=v, ...)``, ``nn.<Module>``; bare words are strings.
+
+    ``"3e-4"`` -> ``0.0003``, ``"[64, 64]"`` -> list, ``"dict(net_arch=[32])"`` -> dict, ``"lin_1e-3"`` -> str.
+    """
+    try:
+        return _literal_node(ast.parse(text.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, TypeError) as error:
+        if _BARE_WORD.match(text.strip()):
+            return text.strip()
+        raise ValueError(f"malformed value {text!r}") from error
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``--hyperparams`` item ``key:value`` (rl_zoo3 syntax, values parsed by :func:`parse_value`)."""
+    key, sep, value = text.partition(":")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected key:value with a Python identifier as key, got {text!r}")
+    try:
+        return key, parse_value(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{key}: {error}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ``>= 1``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def load_config(conf: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(hyperparams, self_play)`` of an rl_zoo3 config: a module name, a ``.py`` file or a YAML file."""
+    try:
+        if conf.endswith((".yml", ".yaml")):
+            return yaml.safe_load(Path(conf).read_text()), {}
+        if conf.endswith(".py"):
+            namespace: dict[str, Any] = {}
+            exec(Path(conf).read_text(), namespace)  # rl_zoo3's convention for .py configs
+        else:
+            namespace = vars(importlib.import_module(conf))
+    except (OSError, ImportError, yaml.YAMLError) as error:
+        raise UsageError(f"cannot load config {conf!r}: {error}") from None
+    if not isinstance(namespace.get("hyperparams"), dict):
+        raise UsageError(f"config {conf!r} defines no 'hyperparams' dict")
+    return namespace["hyperparams"], namespace.get("self_play", {})
+
+
+def section(table: dict[str, Any], env_id: str) -> dict[str, Any]:
+    """The entry of ``env_id`` in a config table, else its ``default`` entry, else nothing (deep copies)."""
+    return deepcopy(table.get(env_id, table.get("default", {})))
+
+
+def import_name(dotted: str) -> Any:
+    """The object named ``package.module.Name``."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise UsageError(f"cannot import {dotted!r}") from None
+
+
+def accepted_keywords(cls: type) -> set[str]:
+    """Keyword names of ``cls.__init__``, following ``**kwargs`` up the MRO."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {"self", "policy", "env"}
+
+
+# --------------------------------------------------------------------------- resolving
+def is_multi(env_id: str) -> bool:
+    """Whether ``env_id`` is a game of several populations (one model per population)."""
+    return env_id in mfg_envs.MULTI_ENV_IDS
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse the flags that do not apply to the kind of ``args.env``: ``--mode representative``, ``--sync-*``,
+    ``--tensorboard`` and ``--checkpoint-freq`` are single-population ones; ``--schedule`` and ``--switch-freq``
+    multi-population ones."""
+    if is_multi(args.env):
+        given = {
+            f"--mode {args.mode}": args.mode != "self-play",
+            "--sync-freq": args.sync_freq is not None,
+            "--sync-mode": args.sync_mode is not None,
+            "--tensorboard": getattr(args, "tensorboard", False),
+            "--checkpoint-freq": getattr(args, "checkpoint_freq", None) not in (None, 0),
+        }
+        where = "single-population ids"
+        hint = f"{args.env} trains one model per population, each in self-play (see --schedule and --switch-freq)"
+    else:
+        given = {"--schedule": args.schedule is not None, "--switch-freq": args.switch_freq is not None}
+        where = f"multi-population ids ({', '.join(mfg_envs.MULTI_ENV_IDS)})"
+        hint = f"{args.env} has one population (see --mode)"
+    flags = [flag for flag, present in given.items() if present]
+    if flags:
+        raise UsageError(f"{', '.join(flags)} only appl{'ies' if len(flags) == 1 else 'y'} to {where}; {hint}")
+
+
+def config_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The config's entry for ``args.env``, its self-play overrides and ``--hyperparams``, in this order of
+    precedence (unknown keys raise :class:`UsageError`)."""
+    hyperparams, self_play = load_config(args.conf_file or f"sb3_meanfield.hyperparams.{args.algo}")
+    params = section(hyperparams, args.env)
+    if is_multi(args.env) and args.env not in hyperparams:  # the default entry's callbacks are single-population ones
+        params.pop("callback", None)
+    if args.mode == "self-play":
+        params.update(section(self_play, args.env))
+    params.update(dict(args.hyperparams or []))
+    known = {*LAUNCHER_KEYS, *SELF_PLAY_KEYS, *(MULTI_KEYS if is_multi(args.env) else ()), "policy"}
+    unknown = sorted(set(params) - known - accepted_keywords(import_name(ALGORITHMS[args.algo])))
+    if unknown:
+        raise UsageError(f"unknown hyperparameter(s) {unknown} for {args.algo}")
+    return params
+
+
+def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The full run configuration (plain data, saved as ``config.yaml``): config file, mode overrides, flags.
+
+    Several populations add ``schedule`` and ``switch_freq`` (``None``: one episode) and have no ``n_envs``
+    (one shared game); their ``n_learners`` defaults to :data:`MULTI_N_LEARNERS` per population.
+    """
+    if args.env not in mfg_envs.ALL_ENV_IDS:
+        raise UsageError(f"unknown env id {args.env!r}; the mfg_envs ids are {', '.join(mfg_envs.ALL_ENV_IDS)}")
+    check_flags(args)
+    multi = is_multi(args.env)
+    params = config_params(args)
+    env_kwargs, n_particles = pop_population(params)
+    n_learners = params.pop("n_learners", None)
+    n_learners = args.n_learners or n_learners or (MULTI_N_LEARNERS if multi else None)
+    n_timesteps = params.pop("n_timesteps", 100_000)
+    switch_freq = params.pop("switch_freq", None)
+    switch_freq = args.switch_freq or switch_freq
+    n_envs = int(params.pop("n_envs", 1))
+    callbacks = params.pop("callback", None) or []
+    callbacks = [callbacks] if isinstance(callbacks, (str, dict)) else list(callbacks)
+    if args.mode == "representative":
+        callbacks = sync_callback_entries(callbacks, args.sync_freq, args.sync_mode)
+    else:  # self-play: the population is the learner itself
+        callbacks = [entry for entry in callbacks if not _is_sync(entry)]
+    return {
+        "algo": args.algo,
+        "algo_class": ALGORITHMS[args.algo],
+        "env": args.env,
+        "mode": args.mode,
+        **({"schedule": args.schedule or SCHEDULES[0], "switch_freq": _optional_int(switch_freq)} if multi else {}),
+        "seed": args.seed,
+        "n_timesteps": int(args.n_timesteps or n_timesteps),
+        **({} if multi else {"n_envs": n_envs}),
+        "n_particles": int(args.n_particles or n_particles),
+        "n_learners": _optional_int(n_learners),
+        "env_kwargs": env_kwargs,
+        "noise": pop_noise(params),
+        "callback": callbacks,
+        "policy": params.pop("policy", "MeanFieldPolicy"),
+        "algo_kwargs": params,
+    }
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def pop_population(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Take ``env_kwargs`` and the population size out of a config: its ``n_particles``, else ``env_kwargs``', else
+    the env default 1000 (``--n-particles`` overrides both)."""
+    env_kwargs = dict(params.pop("env_kwargs", None) or {})
+    return env_kwargs, params.pop("n_particles", None) or env_kwargs.pop("n_particles", 1000)
+
+
+def pop_noise(params: dict[str, Any]) -> dict[str, Any]:
+    """Take the exploration keys (``noise_type``, ``noise_std``, ``noise_final_std``) out of a config."""
+    return {
+        "type": params.pop("noise_type", None),
+        "std": params.pop("noise_std", None),
+        "final_std": params.pop("noise_final_std", 0.01),
+    }
+
+
+# --------------------------------------------------------------------------- callback entries
+def _callback_name(entry: str | dict[str, Any]) -> str:
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def _is_sync(entry: str | dict[str, Any]) -> bool:
+    return _callback_name(entry).rpartition(".")[2] == PopulationSyncCallback.__name__
+
+
+def sync_callback_entries(entries: list[Any], sync_freq: int | None, sync_mode: str | None) -> list[Any]:
+    """Representative mode always has one population update: the config's entry with the flags applied."""
+    default = f"{PopulationSyncCallback.__module__}.{PopulationSyncCallback.__name__}"
+    sync = next((entry for entry in entries if _is_sync(entry)), default)
+    name = _callback_name(sync)
+    kwargs = dict(sync[name]) if isinstance(sync, dict) else {}
+    if sync_freq is not None:
+        kwargs["sync_freq"] = sync_freq
+    if sync_mode is not None:
+        kwargs["mode"] = sync_mode
+    return [entry for entry in entries if not _is_sync(entry)] + [{name: kwargs}]
+
+
+def make_callbacks(entries: list[Any]) -> list[BaseCallback]:
+    """rl_zoo3 ``callback`` entries: dotted class names, or ``{dotted.name: {kwargs}}``."""
+    callbacks = []
+    for entry in entries:
+        name = _callback_name(entry)
+        kwargs = entry[name] if isinstance(entry, dict) else {}
+        try:
+            callbacks.append(import_name(name)(**(kwargs or {})))
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"invalid callback {name}: {error}") from None
+    return callbacks
+
+
+# --------------------------------------------------------------------------- building
+def schedule(value: Any) -> Any:
+    """``lin_<start>`` (rl_zoo3: linear to 0) or ``lin_<start>_<end>``; numbers pass through."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split("_")
+    try:
+        if parts[0] != "lin" or len(parts) not in (2, 3):
+            raise ValueError
+        start, end = float(parts[1]), float(parts[2]) if len(parts) == 3 else 0.0
+    except ValueError:
+        accepted = "a number, 'lin_<start>' (linear to 0) or 'lin_<start>_<end>'"
+        raise UsageError(f"learning_rate must be {accepted}, got {value!r}") from None
+    return LinearSchedule(start, end, 1.0)
+
+
+def make_env(config: dict[str, Any]) -> VecEnv:
+    """One population. Self-play: one monitored ``PopulationVecEnv``; representative: ``n_envs`` single-agent envs."""
+    env_kwargs = config["env_kwargs"]
+    try:
+        if config["mode"] == "self-play":
+            venv = PopulationVecEnv.from_id(config["env"], config["n_particles"], config["n_learners"], **env_kwargs)
+            env: VecEnv = VecMonitor(venv)
+            env.seed(config["seed"])
+            return env
+        env_kwargs = {**env_kwargs, "n_particles": config["n_particles"]}
+        return make_vec_env(config["env"], config["n_envs"], config["seed"], env_kwargs=env_kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"invalid environment settings for {config['env']}: {error}") from None
+
+
+def make_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+    """The configured algorithm on ``env`` (learning-rate schedule, exploration noise decaying over the run)."""
+    algo_class = import_name(config["algo_class"])
+    kwargs = deepcopy(config["algo_kwargs"])  # SB3 writes into the policy_kwargs it is given (DDPG: n_critics)
+    if "learning_rate" in kwargs:
+        kwargs["learning_rate"] = schedule(kwargs["learning_rate"])
+    if isinstance(kwargs.get("train_freq"), list):
+        kwargs["train_freq"] = tuple(kwargs["train_freq"])
+    noise = config["noise"]
+    if noise["type"] is not None:
+        calls = max(config["n_timesteps"] // env.num_envs, 1)  # a decaying noise decays over the whole run
+        try:
+            kwargs["action_noise"] = make_action_noise(
+                noise["type"],
+                get_action_dim(env.action_space),
+                env.num_envs,
+                noise["std"],
+                final_sigma=noise["final_std"],
+                decay_steps=calls,
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    policy = config["policy"]
+    policy = import_name(policy) if "." in policy else policy
+    try:
+        return algo_class(policy, env, seed=config["seed"], verbose=0, **kwargs)
+    except (TypeError, ValueError, KeyError) as error:
+        raise UsageError(f"invalid hyperparameters for {config['algo']}: {error}") from None
+
+
+def build(config: dict[str, Any]) -> tuple[VecEnv, BaseAlgorithm, list[BaseCallback]]:
+    """Env, model and callbacks of a resolved single-population config (in self-play the non-learning particles
+    follow the model being trained: the library binds them when it starts learning)."""
+    env = make_env(config)
+    return env, make_model(config, env), make_callbacks(config["callback"])
+
+
+def build_trainer(config: dict[str, Any]) -> tuple[MultiPopulationTrainer, list[BaseCallback]]:
+    """A resolved multi-population config's trainer (one model per population, each built as :func:`build` builds
+    its model, model ``k`` seeded ``seed + k``, on one shared game) and callbacks."""
+    try:
+        env = gym.make(config["env"], n_particles=config["n_particles"], **config["env_kwargs"])
+        venvs = population_envs(env, config["n_learners"])
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"invalid environment settings for {config['env']}: {error}") from None
+    models = [make_model({**config, "seed": config["seed"] + k}, venv) for k, venv in enumerate(venvs)]
+    try:
+        trainer = MultiPopulationTrainer(models, config["schedule"], config["switch_freq"])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return trainer, make_callbacks(config["callback"])
