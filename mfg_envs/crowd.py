@@ -393,10 +393,14 @@ class CrowdModel(_CrowdDynamics):
 
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
         """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
-        crowding = mean_field["density"][cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
+        crowding = self.crowd_cost(mean_field)[cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
         distance = np.sqrt(((states - self._goal_state) ** 2).sum(axis=1))
         effort = np.sqrt((actions**2).sum(axis=1))
-        return -distance - self.action_cost * effort - self.crowd_aversion * crowding
+        return -distance - self.action_cost * effort - crowding
+
+    def crowd_cost(self, mean_field: Any) -> np.ndarray:
+        """The crowd term ``l2 m`` per grid cell (``n_bins**2``, C order) that the reward reads at ``p``'s cell."""
+        return self.crowd_aversion * mean_field["density"]
 
 
 class CrowdLQEnv(MeanFieldEnv):

@@ -57,11 +57,10 @@ class CrowdGroup(CrowdModel):
         )
         self.names, self.aversion = names, aversion
 
-    def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: JointMeanField, n: int) -> np.ndarray:
-        """``-||s - s_goal^k|| - l1 ||a|| - sum_j A_kj m^j(p)``: the weighted density is summed on the grid (one
-        ``n_bins**2`` array), then read at every particle's cell by :meth:`CrowdModel.reward`."""
-        density = sum(weight * mean_field[name]["density"] for name, weight in zip(self.names, self.aversion))
-        return super().reward(states, actions, {"density": density}, n)
+    def crowd_cost(self, mean_field: JointMeanField) -> np.ndarray:
+        """``sum_j A_kj m^j`` per cell: the weighted densities summed on the grid (one ``n_bins**2`` array), read at
+        every particle's cell by :meth:`CrowdModel.reward`."""
+        return sum(weight * mean_field[name]["density"] for name, weight in zip(self.names, self.aversion))
 
 
 def check_vectors(name: str, value: Any, names: tuple[str, ...], size: int, low: float = -np.inf) -> list[np.ndarray]:

@@ -82,7 +82,9 @@ class GameModel:
     (:func:`exactly_solvable`).
     """
 
+    #: The populations' names, in the order of every per-population sequence and of the observation.
     names: tuple[str, ...]
+    #: The populations' models, in the order of :attr:`names`.
     populations: tuple[MeanFieldModel, ...]
 
     @property
@@ -281,7 +283,7 @@ class Game:
 
     def reset(self, rngs: Sequence[np.random.Generator], n_particles: Sequence[int | None] | None = None) -> None:
         """Draw every population's initial states from its own generator (``n_particles``: per-population override);
-        the generators are kept as :attr:`generators` (the noise of the episode's steps comes from them)."""
+        the generators are kept as ``generators`` (the noise of the episode's steps comes from them)."""
         self.generators = list(rngs)
         sizes = n_particles or (None,) * len(self.members)
         for member, rng, size in zip(self.members, rngs, sizes):

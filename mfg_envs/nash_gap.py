@@ -38,14 +38,16 @@ FRESH_NOISE_OFFSET = 1_000_003
 
 @dataclass(frozen=True)
 class PopulationGap:
-    """One population's ``gap = best_response_return - policy_return``, its standard error over replicates and,
-    with ``relative=True``, ``relative_gap = gap / gap(neutral policy)``."""
+    """One population's ``gap = best_response_return - policy_return``, its standard error over replicates,
+    with ``relative=True`` ``relative_gap = gap / gap(neutral policy)``, and the best-response method's own value
+    estimate of its best response where it has one (``dp``; else NaN), beside the simulated return."""
 
     gap: float
     standard_error: float
     policy_return: float
     best_response_return: float
     relative_gap: float = float("nan")
+    value_estimate: float = field(default=float("nan"), compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,16 +119,19 @@ class ExactBestResponse:
 def replicate_gaps(
     game: Game, policies: Sequence[PopulationPolicy], responder: BestResponder, n_particles: int, seed: int
 ) -> np.ndarray:
-    """``(K, 3)``: per population ``(gap, policy return, best-response return)`` of one replicate."""
+    """``(K, 4)``: per population ``(gap, policy return, best-response return, the responder's own value estimate of
+    its best response (NaN when it gives none))`` of one replicate."""
     flows, policy_returns = rollout(game.clone(n_particles), policies, seed)
     evaluation_seed = seed + FRESH_NOISE_OFFSET if responder.fresh_noise else seed
     rows = []
     for k, recorded in enumerate(policy_returns):  # a loop over populations
-        best = frozen_flows_returns(game, flows, k, responder(game, k, flows, seed), n_particles, evaluation_seed)
+        response = responder(game, k, flows, seed)
+        best = frozen_flows_returns(game, flows, k, response, n_particles, evaluation_seed)
         own = recorded
         if responder.fresh_noise:
             own = frozen_flows_returns(game, flows, k, policies[k], n_particles, evaluation_seed)
-        rows.append([(best - own).mean(), own.mean(), best.mean()])
+        estimate = getattr(response, "value_estimate", float("nan"))
+        rows.append([(best - own).mean(), own.mean(), best.mean(), estimate])
     return np.array(rows)
 
 
@@ -159,6 +164,7 @@ def crn_nash_gap(
             policy_return=float(means[k, 1]),
             best_response_return=float(means[k, 2]),
             relative_gap=float(means[k, 0] / scale[k]),
+            value_estimate=float(means[k, 3]),
         )
         for k, name in enumerate(game.names)
     }

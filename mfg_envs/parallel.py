@@ -17,12 +17,20 @@ from mfg_envs.rendering import Renderer
 
 
 def check_every_agent_acts(agents: list[str], actions: dict[str, Any]) -> None:
-    """A step needs a live episode (else ``RuntimeError``) and an action per live agent (else ``ValueError``)."""
+    """A step needs a live episode (else ``RuntimeError``) and exactly one action per live agent: a missing agent or
+    a name that is no live agent raises ``ValueError``."""
     if not agents:
         raise RuntimeError("call reset() before step(): the episode has ended or never started")
     missing = set(agents) - set(actions)
     if missing:
         raise ValueError(f"actions is missing {len(missing)} live agent(s), e.g. {sorted(missing)[0]}")
+    unknown = set(actions) - set(agents)
+    if unknown:
+        example = sorted(unknown, key=str)[0]
+        raise ValueError(
+            f"actions names {len(unknown)} agent(s) that are not live agents, e.g. {example!r} "
+            f"(the agents are {agents[0]!r} .. {agents[-1]!r})"
+        )
 
 
 class MeanFieldParallelEnv(ParallelEnv):
@@ -51,6 +59,11 @@ class MeanFieldParallelEnv(ParallelEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if "n_particles" in kwargs:  # the population IS the agents: its size is n_agents
+            raise ValueError(
+                f"parallel_env takes n_agents (the number of agents, every particle is one), not n_particles; "
+                f"got n_particles={kwargs['n_particles']!r}"
+            )
         n_populations = len(model_class.names) if issubclass(model_class, GameModel) else 1
         sizes = [check_int("n_agents", n) for n in per_population("n_agents", n_agents, n_populations)]
         self.game = game = make_game(model_class, env_id, {**kwargs, "n_particles": sizes})

@@ -11,21 +11,63 @@
   an RL best response everywhere).
 """
 
-from sb3_meanfield.common.encoders import MeanFieldExtractor
-from sb3_meanfield.common.noise import DecayingGaussianActionNoise, make_action_noise
-from sb3_meanfield.common.vec_env import PopulationVecEnv, bind_population
-from sb3_meanfield.ddpg import MFDDPG
-from sb3_meanfield.evaluation import (
-    METHODS,
-    ModelPolicy,
-    NashGapCallback,
-    StopTrainingOnNashGap,
-    nash_gap,
-    rl_best_response,
-)
-from sb3_meanfield.sac import MFSAC, MeanFieldSACPolicy
-from sb3_meanfield.td3 import MFTD3, MeanFieldTD3Policy
-from sb3_meanfield.training import MultiPopulationTrainer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sb3_meanfield.common.encoders import MeanFieldExtractor
+    from sb3_meanfield.common.noise import DecayingGaussianActionNoise, make_action_noise
+    from sb3_meanfield.common.vec_env import PopulationVecEnv, bind_population
+    from sb3_meanfield.ddpg import MFDDPG
+    from sb3_meanfield.evaluation import (
+        METHODS,
+        ModelPolicy,
+        NashGapCallback,
+        StopTrainingOnNashGap,
+        nash_gap,
+        rl_best_response,
+    )
+    from sb3_meanfield.sac import MFSAC, MeanFieldSACPolicy
+    from sb3_meanfield.td3 import MFTD3, MeanFieldTD3Policy
+    from sb3_meanfield.training import MultiPopulationTrainer
+
+#: Where each public name lives: imported on first access (PEP 562), so that ``python -m sb3_meanfield.train
+#: --help`` and the other light entry points do not pay the torch import.
+_MODULES = {
+    "METHODS": "sb3_meanfield.evaluation",
+    "MFDDPG": "sb3_meanfield.ddpg",
+    "MFSAC": "sb3_meanfield.sac",
+    "MFTD3": "sb3_meanfield.td3",
+    "DecayingGaussianActionNoise": "sb3_meanfield.common.noise",
+    "MeanFieldExtractor": "sb3_meanfield.common.encoders",
+    "MeanFieldSACPolicy": "sb3_meanfield.sac",
+    "MeanFieldTD3Policy": "sb3_meanfield.td3",
+    "ModelPolicy": "sb3_meanfield.evaluation",
+    "MultiPopulationTrainer": "sb3_meanfield.training",
+    "NashGapCallback": "sb3_meanfield.evaluation",
+    "PopulationVecEnv": "sb3_meanfield.common.vec_env",
+    "StopTrainingOnNashGap": "sb3_meanfield.evaluation",
+    "bind_population": "sb3_meanfield.common.vec_env",
+    "make_action_noise": "sb3_meanfield.common.noise",
+    "nash_gap": "sb3_meanfield.evaluation",
+    "rl_best_response": "sb3_meanfield.evaluation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULES})
+
 
 __all__ = [
     "METHODS",

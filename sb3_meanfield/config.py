@@ -4,27 +4,26 @@
   :func:`load_config` (an rl_zoo3 config: module, ``.py`` or YAML), :func:`section`;
 - resolving: :func:`resolve_config` turns the parsed command line into the run's plain-data configuration
   (saved as ``config.yaml``): the config's ``hyperparams[env_id]`` (or ``default``), then, in self-play, its
-  ``self_play[env_id]`` overrides, then ``--hyperparams`` and the flags;
+  ``self_play[env_id]`` overrides, then ``--hyperparams`` and the flags; the config's Nash-gap and monitor
+  callbacks check at least :data:`MIN_CHECKS` times per run (:func:`adapt_check_freqs`);
 - building: :func:`build` (one population: env, model, callbacks) and :func:`build_trainer` (several
   populations: a :class:`~sb3_meanfield.training.MultiPopulationTrainer` and callbacks) from a resolved
   configuration.
 
-A bad command line or configuration raises :class:`UsageError` (reported as one line, exit code 2).
+A bad command line or configuration raises :class:`UsageError` (reported as one line, exit code 2). What parsing
+needs (choices, argparse types, the checks of flags) is :mod:`sb3_meanfield.flags`, re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import inspect
-import re
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -33,16 +32,46 @@ from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-import mfg_envs
-from sb3_meanfield.common.callbacks import PopulationSyncCallback
+import mfg_envs  # noqa: F401  (registers the ids for gym.make)
+from mfg_envs.game import game_of
+from sb3_meanfield.common.callbacks import MeanFieldMonitor, PopulationSyncCallback
 from sb3_meanfield.common.noise import make_action_noise
 from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs
-from sb3_meanfield.training import MODES as SCHEDULES
+from sb3_meanfield.evaluation import NashGapCallback
+from sb3_meanfield.flags import (
+    ALGORITHMS,
+    DEFAULT_CHECKPOINT_FREQ,
+    MODES,
+    RESUME_FLAGS,
+    SCHEDULES,
+    UsageError,
+    check_env_id,
+    check_flags,
+    is_multi,
+    key_value,
+    parse_value,
+    positive_int,
+)
 from sb3_meanfield.training import MultiPopulationTrainer
 
-ALGORITHMS = {"ddpg": "sb3_meanfield.ddpg.MFDDPG", "td3": "sb3_meanfield.td3.MFTD3", "sac": "sb3_meanfield.sac.MFSAC"}
-#: How the population follows the learner (single-population ids; several populations are always self-play).
-MODES = ("self-play", "representative")
+__all__ = [  # the command line's vocabulary (sb3_meanfield.flags) is re-exported
+    "ALGORITHMS",
+    "DEFAULT_CHECKPOINT_FREQ",
+    "MIN_CHECKS",
+    "MODES",
+    "RESUME_FLAGS",
+    "SCHEDULES",
+    "UsageError",
+    "build",
+    "build_trainer",
+    "check_flags",
+    "is_multi",
+    "key_value",
+    "parse_value",
+    "positive_int",
+    "resolve_config",
+]
+
 #: Config keys the launcher consumes; every other key is a keyword of the algorithm.
 LAUNCHER_KEYS = ("n_timesteps", "n_envs", "env_kwargs", "noise_type", "noise_std", "noise_final_std", "callback")
 #: Self-play keys (population size and learning particles), also settable with flags.
@@ -51,77 +80,12 @@ SELF_PLAY_KEYS = ("n_particles", "n_learners")
 MULTI_KEYS = ("switch_freq",)
 #: Learning particles per population of a multi-population id when neither the config nor a flag says.
 MULTI_N_LEARNERS = 64
-#: Env steps between the checkpoints of a single-population run unless ``--checkpoint-freq`` says.
-DEFAULT_CHECKPOINT_FREQ = 1000
-#: Flags that may accompany ``--resume`` (they change no result); every other setting comes from config.yaml.
-RESUME_FLAGS = ("resume", "no_progress", "no_figures")
-_BARE_WORD = re.compile(r"^[\w.+-]+$")
+#: Fewest Nash-gap checks and monitor checks of a run: the config's ``eval_freq`` / ``check_freq`` (env steps)
+#: are capped at ``env steps of the run // MIN_CHECKS``, but not below one episode (:func:`adapt_check_freqs`).
+MIN_CHECKS = 10
 
 
-class UsageError(ValueError):
-    """A bad command line or configuration: reported as one line with exit code 2."""
-
-
-# --------------------------------------------------------------------------- values and config files
-def _literal_node(node: ast.expr) -> Any:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-        if any(keyword.arg is None for keyword in node.keywords):
-            raise ValueError("dict(**...) is not supported")
-        return {keyword.arg: _literal_node(keyword.value) for keyword in node.keywords}
-    if isinstance(node, ast.Dict):
-        if any(key is None for key in node.keys):
-            raise ValueError("{**...} is not supported")
-        return {
-            _literal_node(key): _literal_node(value) for key, value in zip(node.keys, node.values) if key is not None
-        }
-    if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_literal_node(item) for item in node.elts]
-        return items if isinstance(node, ast.List) else tuple(items)
-    if (  # activation classes, as rl_zoo3 configs
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "nn"
-        and isinstance(getattr(th.nn, node.attr, None), type)
-    ):
-        return getattr(th.nn, node.attr)
-    return ast.literal_eval(node)
-
-
-def parse_value(text: str) -> Any:
-    """A config value without ``eval``: Python literals, ``dict(k=v, ...)``, ``nn.<Module>``; bare words are strings.
-
-    ``"3e-4"`` -> ``0.0003``, ``"[64, 64]"`` -> list, ``"dict(net_arch=[32])"`` -> dict, ``"lin_1e-3"`` -> str.
-    """
-    try:
-        return _literal_node(ast.parse(text.strip(), mode="eval").body)
-    except (SyntaxError, ValueError, TypeError) as error:
-        if _BARE_WORD.match(text.strip()):
-            return text.strip()
-        raise ValueError(f"malformed value {text!r}") from error
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    """``--hyperparams`` item ``key:value`` (rl_zoo3 syntax, values parsed by :func:`parse_value`)."""
-    key, sep, value = text.partition(":")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected key:value with a Python identifier as key, got {text!r}")
-    try:
-        return key, parse_value(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{key}: {error}") from None
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer ``>= 1``."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
+# --------------------------------------------------------------------------- config files
 def load_config(conf: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(hyperparams, self_play)`` of an rl_zoo3 config: a module name, a ``.py`` file or a YAML file."""
     try:
@@ -167,34 +131,6 @@ def accepted_keywords(cls: type) -> set[str]:
 
 
 # --------------------------------------------------------------------------- resolving
-def is_multi(env_id: str) -> bool:
-    """Whether ``env_id`` is a game of several populations (one model per population)."""
-    return env_id in mfg_envs.MULTI_ENV_IDS
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuse the flags that do not apply to the kind of ``args.env``: ``--mode representative``, ``--sync-*``,
-    ``--tensorboard`` and ``--checkpoint-freq`` are single-population ones; ``--schedule`` and ``--switch-freq``
-    multi-population ones."""
-    if is_multi(args.env):
-        given = {
-            f"--mode {args.mode}": args.mode != "self-play",
-            "--sync-freq": args.sync_freq is not None,
-            "--sync-mode": args.sync_mode is not None,
-            "--tensorboard": getattr(args, "tensorboard", False),
-            "--checkpoint-freq": getattr(args, "checkpoint_freq", None) not in (None, 0),
-        }
-        where = "single-population ids"
-        hint = f"{args.env} trains one model per population, each in self-play (see --schedule and --switch-freq)"
-    else:
-        given = {"--schedule": args.schedule is not None, "--switch-freq": args.switch_freq is not None}
-        where = f"multi-population ids ({', '.join(mfg_envs.MULTI_ENV_IDS)})"
-        hint = f"{args.env} has one population (see --mode)"
-    flags = [flag for flag, present in given.items() if present]
-    if flags:
-        raise UsageError(f"{', '.join(flags)} only appl{'ies' if len(flags) == 1 else 'y'} to {where}; {hint}")
-
-
 def config_params(args: argparse.Namespace) -> dict[str, Any]:
     """The config's entry for ``args.env``, its self-play overrides and ``--hyperparams``, in this order of
     precedence (unknown keys raise :class:`UsageError`)."""
@@ -204,7 +140,13 @@ def config_params(args: argparse.Namespace) -> dict[str, Any]:
         params.pop("callback", None)
     if args.mode == "self-play":
         params.update(section(self_play, args.env))
-    params.update(dict(args.hyperparams or []))
+    overrides = dict(args.hyperparams or [])
+    if args.mode == "representative" and "n_learners" in overrides:
+        raise UsageError(
+            "n_learners only applies to --mode self-play; in representative mode each SB3 env is one "
+            "learning particle (n_envs of them)"
+        )
+    params.update(overrides)
     known = {*LAUNCHER_KEYS, *SELF_PLAY_KEYS, *(MULTI_KEYS if is_multi(args.env) else ()), "policy"}
     unknown = sorted(set(params) - known - accepted_keywords(import_name(ALGORITHMS[args.algo])))
     if unknown:
@@ -218,8 +160,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     Several populations add ``schedule`` and ``switch_freq`` (``None``: one episode) and have no ``n_envs``
     (one shared game); their ``n_learners`` defaults to :data:`MULTI_N_LEARNERS` per population.
     """
-    if args.env not in mfg_envs.ALL_ENV_IDS:
-        raise UsageError(f"unknown env id {args.env!r}; the mfg_envs ids are {', '.join(mfg_envs.ALL_ENV_IDS)}")
+    check_env_id(args.env)
     check_flags(args)
     multi = is_multi(args.env)
     params = config_params(args)
@@ -236,6 +177,11 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         callbacks = sync_callback_entries(callbacks, args.sync_freq, args.sync_mode)
     else:  # self-play: the population is the learner itself
         callbacks = [entry for entry in callbacks if not _is_sync(entry)]
+    n_timesteps = int(args.n_timesteps or n_timesteps)
+    n_particles = int(args.n_particles or n_particles)
+    if "callback" not in dict(args.hyperparams or []):  # callbacks given on the command line are taken as they are
+        envs = n_envs if args.mode == "representative" else int(n_learners or n_particles)
+        callbacks = adapt_check_freqs(callbacks, n_timesteps // envs, episode_length(args.env, env_kwargs))
     return {
         "algo": args.algo,
         "algo_class": ALGORITHMS[args.algo],
@@ -243,9 +189,9 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "mode": args.mode,
         **({"schedule": args.schedule or SCHEDULES[0], "switch_freq": _optional_int(switch_freq)} if multi else {}),
         "seed": args.seed,
-        "n_timesteps": int(args.n_timesteps or n_timesteps),
+        "n_timesteps": n_timesteps,
         **({} if multi else {"n_envs": n_envs}),
-        "n_particles": int(args.n_particles or n_particles),
+        "n_particles": n_particles,
         "n_learners": _optional_int(n_learners),
         "env_kwargs": env_kwargs,
         "noise": pop_noise(params),
@@ -253,6 +199,15 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "policy": params.pop("policy", "MeanFieldPolicy"),
         "algo_kwargs": params,
     }
+
+
+def episode_length(env_id: str, env_kwargs: dict[str, Any]) -> int:
+    """Env steps of one episode of ``env_id`` with ``env_kwargs`` (of its first population; 1 for keywords that
+    :func:`make_env` will reject)."""
+    try:
+        return game_of(gym.make(env_id, **{**env_kwargs, "n_particles": 1})).model.populations[0].n_steps
+    except (TypeError, ValueError):
+        return 1
 
 
 def _optional_int(value: Any) -> int | None:
@@ -295,6 +250,32 @@ def sync_callback_entries(entries: list[Any], sync_freq: int | None, sync_mode: 
     if sync_mode is not None:
         kwargs["mode"] = sync_mode
     return [entry for entry in entries if not _is_sync(entry)] + [{name: kwargs}]
+
+
+def adapt_check_freqs(entries: list[Any], env_steps: int, episode: int = 1) -> list[Any]:
+    """The callback entries with the checking period of every Nash-gap callback (``eval_freq``) and convergence
+    monitor (``check_freq``) capped at ``max(env_steps // MIN_CHECKS, episode)``: a run of ``env_steps`` env steps (of
+    its VecEnv, or of the game for several populations) gets :data:`MIN_CHECKS` checks however short it is, but
+    checks at most once per ``episode`` env steps (an episode's length)."""
+    cap = max(env_steps // MIN_CHECKS, episode, 1)
+    adapted = []
+    for entry in entries:
+        name = _callback_name(entry)
+        try:
+            cls = import_name(name)
+        except UsageError:  # reported by make_callbacks
+            cls = None
+        bases = [
+            base for base in (NashGapCallback, MeanFieldMonitor) if isinstance(cls, type) and issubclass(cls, base)
+        ]
+        if bases:
+            key = "eval_freq" if bases[0] is NashGapCallback else "check_freq"
+            kwargs = dict(entry[name] or {}) if isinstance(entry, dict) else {}
+            period = kwargs.get(key, inspect.signature(bases[0]).parameters[key].default)
+            if isinstance(period, int) and period > cap:
+                entry = {name: {**kwargs, key: cap}}
+        adapted.append(entry)
+    return adapted
 
 
 def make_callbacks(entries: list[Any]) -> list[BaseCallback]:

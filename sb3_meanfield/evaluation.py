@@ -6,6 +6,7 @@ response to them, frozen; the game's gap is their maximum. The estimate, its com
 replicates are :func:`mfg_envs.nash_gap.crn_nash_gap`; the best response is a method of :data:`METHODS`:
 
 - ``"exact"``: the model's exact best response (:class:`mfg_envs.nash_gap.ExactBestResponse`);
+- ``"dp"``: a dynamic-programming best response on a grid, for the crowd models (:mod:`mfg_envs.crowd_dp`);
 - ``"rl"``: a fresh agent of the policy's algorithm trained against the frozen flows (:class:`RLBestResponse`),
   so its gap is a LOWER bound of the true one (optimizer error and exploration only make the learned best
   response worse).
@@ -26,14 +27,20 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mfg_envs.core import PopulationFlow, PopulationPolicy
+from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPBestResponse, DPResolution, dp_solvable
 from mfg_envs.game import Game, Policies, exactly_solvable, game_of, ghost_game, model_name, population_rngs, rollout
 from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap
-from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv
+from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv, check_model_spaces
 
 
-def as_policy(policy: BaseAlgorithm | PopulationPolicy) -> PopulationPolicy:
-    """Accept an SB3 model or a callable ``obs -> normalized actions``."""
+def as_policy(
+    policy: BaseAlgorithm | PopulationPolicy, game: Game | None = None, population: int = 0
+) -> PopulationPolicy:
+    """Accept an SB3 model (whose spaces must be those of ``population`` of ``game``, when given) or a callable
+    ``obs -> normalized actions``."""
     if isinstance(policy, BaseAlgorithm):
+        if game is not None:
+            check_model_spaces(policy, game, population)
         return ModelPolicy(policy)
     if not callable(policy):
         raise ValueError(f"policy must be an SB3 model or a callable obs -> actions, got {type(policy).__name__}")
@@ -148,6 +155,7 @@ def rl_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]
 METHODS: dict[str, Callable[[Sequence[BaseAlgorithm | None], dict[str, Any]], BestResponder]] = {
     "exact": exact_method,
     "rl": rl_method,
+    "dp": lambda templates, options: DPBestResponse(options["dp_resolution"]),
 }
 
 
@@ -171,6 +179,7 @@ def nash_gap(
     rl_timesteps: int = 320_000,
     rl_kwargs: dict[str, Any] | None = None,
     rl_template: BaseAlgorithm | None = None,
+    dp_resolution: DPResolution = DEFAULT_RESOLUTION,
 ) -> NashGap:
     """The Nash gap of ``policy`` on ``env``: one :class:`mfg_envs.NashGap` (per population ``gaps[name]``; as
     attributes the largest gap and its figures, with standard errors over ``n_replicates`` replicates).
@@ -181,7 +190,9 @@ def nash_gap(
     :param method: a key of :data:`METHODS`: ``"exact"`` (``NotImplementedError`` for a model without exact best
         responses) or ``"rl"`` (a best response per population trained for ``rl_timesteps`` transitions of 64
         agents, ``rl_kwargs`` to its algorithm, e.g. ``n_learners``; the algorithm is the population's model's,
-        else ``rl_template``'s): a lower bound.
+        else ``rl_template``'s): a lower bound; or ``"dp"`` on the crowd models (a dynamic-programming best response
+        on the grid ``dp_resolution``, :mod:`mfg_envs.crowd_dp`; ``NotImplementedError`` for other models; each
+        population's ``value_estimate`` is the solver's own value beside the simulated return).
     :param relative: also divide each gap by that population's gap when every population plays the neutral
         policy (normalized action 0), with the same method.
     """
@@ -189,11 +200,13 @@ def nash_gap(
     game = game_of(env)
     if method == "exact" and not exactly_solvable(game.model):
         raise NotImplementedError(f"{model_name(game.model)} has no exact best response; use method='rl'")
+    if method == "dp" and not dp_solvable(game.model):
+        raise NotImplementedError(f"{model_name(game.model)} has no dynamic-programming best response (crowd models)")
     # policies_in_order only validates the container and reorders it: SB3 models pass through like callables
     chosen = game.policies_in_order(cast("Policies", [policy] if isinstance(policy, BaseAlgorithm) else policy))
     templates = [p if isinstance(p, BaseAlgorithm) else rl_template for p in chosen]
-    options = {"rl_timesteps": rl_timesteps, "rl_kwargs": rl_kwargs or {}}
-    policies = [as_policy(p) for p in chosen]
+    options = {"rl_timesteps": rl_timesteps, "rl_kwargs": rl_kwargs or {}, "dp_resolution": dp_resolution}
+    policies = [as_policy(p, game, k) for k, p in enumerate(chosen)]
     return crn_nash_gap(
         game, policies, lambda: METHODS[method](templates, options), method, n_particles, seed, relative, n_replicates
     )

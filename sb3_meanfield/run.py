@@ -7,7 +7,8 @@
   ``metrics.json`` (final evaluation, training time, the rows of ``metrics.csv``);
 - :func:`evaluate` / :func:`format_evaluation`: the final evaluation (one model per population) and the lines that
   report it;
-- :func:`resumed_run`: the configuration of a run folder to resume; :func:`log_population_histogram`: the
+- :func:`resumed_run`: the configuration of a run folder to resume (:func:`extend_config` records a new total);
+  :class:`TrainingInterrupted`: Ctrl-C once the run folder exists; :func:`log_population_histogram`: the
   TensorBoard histograms of the final policy's population.
 """
 
@@ -33,7 +34,13 @@ from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger, T
 import mfg_envs
 from mfg_envs.core import Population
 from mfg_envs.game import Game, population_rngs, rollout
-from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, CheckpointError, TrainingCheckpoint, load_checkpoint
+from sb3_meanfield.common.checkpoint import (
+    CHECKPOINT_DIR,
+    STATE_FILE,
+    CheckpointError,
+    TrainingCheckpoint,
+    load_checkpoint,
+)
 from sb3_meanfield.config import DEFAULT_CHECKPOINT_FREQ, RESUME_FLAGS, UsageError, build, build_trainer
 from sb3_meanfield.evaluation import ModelPolicy, critic_value, nash_gap, overestimation
 from sb3_meanfield.plotting import load_metrics, write_run_figures
@@ -134,14 +141,33 @@ def resumed_run(
     run_dir: Path, args: argparse.Namespace, defaults: dict[str, Any]
 ) -> tuple[dict[str, Any], argparse.Namespace]:
     """The resolved config of ``run_dir`` and its arguments (``defaults`` for those it predates), with the display
-    flags of ``args``."""
+    flags of ``args`` and, when ``args.n_timesteps`` is given, that new total of transitions."""
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         saved = {**defaults, **config["arguments"]}
     except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
         raise UsageError(f"cannot resume {str(run_dir)!r}: no readable config.yaml ({error})") from None
-    saved.update({name: getattr(args, name) for name in RESUME_FLAGS})
+    saved.update({name: getattr(args, name) for name in RESUME_FLAGS if name != "n_timesteps"})
+    if args.n_timesteps is not None:
+        saved["n_timesteps"] = config["n_timesteps"] = args.n_timesteps
     return config, argparse.Namespace(**saved)
+
+
+def extend_config(run_dir: Path, n_timesteps: int) -> None:
+    """Record in ``config.yaml`` a new total of transitions (``--resume RUN_DIR -n N``), everything else kept."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    if config["n_timesteps"] == n_timesteps:
+        return
+    config["n_timesteps"] = config["arguments"]["n_timesteps"] = n_timesteps
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run whose folder exists: ``run_dir`` and whether it holds a checkpoint to resume from."""
+
+    def __init__(self, run_dir: Path, resumable: bool) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir, self.resumable = run_dir, resumable
 
 
 # --------------------------------------------------------------------------- the final evaluation
@@ -216,7 +242,12 @@ def log_population_histogram(run_dir: Path, model: BaseAlgorithm, population: Po
 
 # --------------------------------------------------------------------------- training runs
 def train_population(args: argparse.Namespace, config: dict[str, Any]) -> Path:
-    """One population: one model, SB3's own ``learn``, checkpoints, figures."""
+    """One population: one model, SB3's own ``learn``, checkpoints, figures.
+
+    Resuming (``args.resume``) continues from the checkpoint to ``config["n_timesteps"]``: the end of an interrupted
+    run, or a new total that trains a finished run longer (recorded in its ``config.yaml``). Ctrl-C (or any
+    ``KeyboardInterrupt``) once the run folder exists raises :class:`TrainingInterrupted`.
+    """
     restored = None
     if args.resume is None:
         env, model, callbacks = build(config)
@@ -229,6 +260,26 @@ def train_population(args: argparse.Namespace, config: dict[str, Any]) -> Path:
             raise UsageError(str(error)) from None
         model, callbacks = restored["model"], restored["callbacks"]
         env = model.get_env()
+        if config["n_timesteps"] < model.num_timesteps:
+            raise UsageError(
+                f"cannot resume {str(run_dir)!r} with -n {config['n_timesteps']}: its checkpoint is at "
+                f"{model.num_timesteps} transitions (-n is the new total)"
+            )
+    try:
+        return _train_population(args, config, run_dir, env, model, callbacks, restored)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, (run_dir / CHECKPOINT_DIR / STATE_FILE).is_file()) from None
+
+
+def _train_population(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    run_dir: Path,
+    env: Any,
+    model: BaseAlgorithm,
+    callbacks: list[Any],
+    restored: dict[str, Any] | None,
+) -> Path:
     writers: list[KVWriter] = [
         StepCSVOutputFormat(str(run_dir / "metrics.csv"), None if restored is None else model.num_timesteps)
     ]
@@ -240,6 +291,7 @@ def train_population(args: argparse.Namespace, config: dict[str, Any]) -> Path:
     else:  # values recorded before the checkpoint and not yet dumped
         for key, values in restored["logger"].items():
             getattr(model.logger, key).update(values)
+        extend_config(run_dir, config["n_timesteps"])  # -n: a new total
     checkpoint_freq = DEFAULT_CHECKPOINT_FREQ if args.checkpoint_freq is None else args.checkpoint_freq
     if checkpoint_freq > 0:
         callbacks = [*callbacks, TrainingCheckpoint(run_dir / CHECKPOINT_DIR, callbacks, checkpoint_freq, restored)]
@@ -276,7 +328,10 @@ def train_populations(args: argparse.Namespace, config: dict[str, Any]) -> Path:
         model.set_logger(Logger(str(run_dir), [StepCSVOutputFormat(str(run_dir / f"progress_{name}.csv"))]))
     write_config(run_dir, {**config, "switch_freq": trainer.switch_freq, "populations": list(trainer.names)}, args)
     started = time.perf_counter()
-    trainer.learn(config["n_timesteps"], callback=callbacks, progress_bar=not args.no_progress)
+    try:
+        trainer.learn(config["n_timesteps"], callback=callbacks, progress_bar=not args.no_progress)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, False) from None
     seconds = time.perf_counter() - started
     for name, model in zip(trainer.names, trainer.models):
         model.save(run_dir / f"model_{name}.zip")

@@ -34,38 +34,49 @@ writes ``<LOGDIR>/<env>_<algo>_<seed>_<time>/`` (:mod:`sb3_meanfield.run`) with 
   log) per population (``metrics.csv`` holds the callbacks' per-population Nash gaps); it ends by printing every
   population's exact Nash gap and their maximum (games with exact best responses) or every population's mean return.
 
+The config's Nash-gap and monitor callbacks check every ``eval_freq`` / ``check_freq`` env steps (1000 in the
+shipped configs), capped at the run's env steps / :data:`~sb3_meanfield.config.MIN_CHECKS` but not below one episode,
+so that a short run still gets its Nash-gap curve (callbacks given with ``--hyperparams callback:...`` are taken as
+they are).
+
 One population: every ``--checkpoint-freq`` env steps (default 1000; 0: never) and at the end of training the run
-writes ``checkpoint/`` (:mod:`sb3_meanfield.common.checkpoint`); ``--resume RUN_DIR`` continues an interrupted run
-from it with the settings of ``RUN_DIR/config.yaml`` and ends exactly where the uninterrupted run ends.
+writes ``checkpoint/`` (:mod:`sb3_meanfield.common.checkpoint`, tens of MB: the replay buffer); ``--resume RUN_DIR``
+continues an interrupted run from it with the settings of ``RUN_DIR/config.yaml`` and ends exactly where the
+uninterrupted run ends; ``--resume RUN_DIR -n N`` trains it (finished or not) to a new total of ``N`` transitions.
+Ctrl-C prints one line with the ``--resume`` command (when a checkpoint exists) and exits with code 130.
 Usage errors (and a missing or corrupt checkpoint) print one line and exit with code 2.
+
+The command parses its arguments (and answers ``--help`` and argument errors) before it imports torch and
+Stable-Baselines3 (:mod:`sb3_meanfield.flags`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import shlex
 from pathlib import Path
 from typing import Any
 
-import torch as th
-
 import mfg_envs
-from sb3_meanfield.common.callbacks import SYNC_MODES
-from sb3_meanfield.config import (
+from sb3_meanfield.flags import (
     ALGORITHMS,
     DEFAULT_CHECKPOINT_FREQ,
     MODES,
     RESUME_FLAGS,
     SCHEDULES,
+    SYNC_MODES,
     UsageError,
+    check_env_id,
+    check_flags,
     is_multi,
     key_value,
     positive_int,
-    resolve_config,
 )
-from sb3_meanfield.run import resumed_run, train_population, train_populations
 
 PROG = "python -m sb3_meanfield.train"
+#: Exit code after Ctrl-C (128 + SIGINT, as the shell reports it).
+INTERRUPTED_EXIT_CODE = 130
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -76,7 +87,13 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def train(args: argparse.Namespace) -> Path:
-    """Run one training from parsed arguments; return the run folder. Bad settings raise :class:`UsageError`."""
+    """Run one training from parsed arguments; return the run folder. Bad settings raise :class:`UsageError`, Ctrl-C
+    once the run folder exists :class:`~sb3_meanfield.run.TrainingInterrupted`."""
+    import torch as th  # here, not at the top: parsing (--help, usage errors) needs neither torch nor SB3
+
+    from sb3_meanfield.config import resolve_config
+    from sb3_meanfield.run import resumed_run, train_population, train_populations
+
     if args.resume is not None:
         config, args = resumed_run(Path(args.resume), args, vars(build_parser().parse_args([])))
     else:
@@ -91,10 +108,15 @@ def build_parser(prog: str = PROG, **parser_kwargs: Any) -> OneLineErrorParser:
     parser = OneLineErrorParser(
         prog=prog,
         description="Learn a mean field equilibrium with DDPG, TD3 or SAC (rl_zoo3-style flags): one model, or one "
-        "model per population on the multi-population ids.",
+        "model per population on the multi-population ids. Each run writes <LOGDIR>/<env>_<algo>_<seed>_<time>/ "
+        "(model.zip, config.yaml, metrics.csv, metrics.json, figures/ and, one population, checkpoint/).",
         epilog="A multi-population id trains one model per population, each in self-play: --schedule and "
         "--switch-freq apply to it; --mode representative, --sync-freq, --sync-mode, --tensorboard, --checkpoint-freq "
-        "and --resume apply to single-population ids only.",
+        "and --resume apply to single-population ids only. --n-learners is a self-play flag, --sync-freq and "
+        "--sync-mode representative ones. Resuming: a single-population run keeps its last checkpoint in "
+        "RUN_DIR/checkpoint/ (every --checkpoint-freq env steps and at the end; tens of MB); after Ctrl-C or a crash, "
+        "'--resume RUN_DIR' continues it exactly, '--resume RUN_DIR -n N' trains it (finished or not) to N "
+        "transitions in all.",
         **parser_kwargs,
     )
     parser.add_argument("--algo", default="td3", choices=sorted(ALGORITHMS), help="algorithm (default: td3)")
@@ -124,10 +146,14 @@ def build_parser(prog: str = PROG, **parser_kwargs: Any) -> OneLineErrorParser:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-figures", action="store_true", help="do not write the run's figures")
     checkpoint_help = (
-        f"env steps between checkpoints, also written at the end (default {DEFAULT_CHECKPOINT_FREQ}; 0: none)"
+        f"env steps between checkpoints (RUN_DIR/checkpoint/, for --resume), also written at the end (default "
+        f"{DEFAULT_CHECKPOINT_FREQ}; 0: none)"
     )
     one.add_argument("--checkpoint-freq", type=int, help=checkpoint_help)
-    resume_help = "continue RUN_DIR from its checkpoint with its config.yaml (only --no-progress/--no-figures allowed)"
+    resume_help = (
+        "continue RUN_DIR from RUN_DIR/checkpoint/ with its config.yaml (allowed with it: -n, the new total, to train "
+        "a run longer; --no-progress; --no-figures)"
+    )
     one.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
     return parser
 
@@ -136,6 +162,12 @@ def parse_args(argv: list[str] | None = None, parser: OneLineErrorParser | None 
     """The arguments of ``argv`` (default: the command line), checked; ``parser`` defaults to :func:`build_parser`'s."""
     parser = parser or build_parser()
     args = parser.parse_args(argv)
+    if args.resume is None:  # the checks that need no model, before torch is imported
+        try:
+            check_env_id(args.env)
+            check_flags(args)
+        except UsageError as error:
+            parser.error(str(error))
     if args.checkpoint_freq is not None and args.checkpoint_freq < 0:
         parser.error(f"argument --checkpoint-freq: expected an integer >= 0, got {args.checkpoint_freq}")
     if args.resume is not None:
@@ -161,6 +193,22 @@ def main(argv: list[str] | None = None, parser: OneLineErrorParser | None = None
         train(args)
     except UsageError as error:
         parser.error(str(error))
+    except KeyboardInterrupt as interrupt:
+        parser.exit(INTERRUPTED_EXIT_CODE, f"{parser.prog}: {interrupted(interrupt)}\n")
+
+
+def interrupted(interrupt: KeyboardInterrupt) -> str:
+    """The line that reports Ctrl-C: where the run's checkpoint is and the command that resumes it."""
+    run_dir, resumable = getattr(interrupt, "run_dir", None), getattr(interrupt, "resumable", False)
+    if run_dir is None:
+        return "interrupted before the run folder was written; nothing to resume"
+    if resumable:
+        command = f"{PROG} --resume {shlex.quote(str(run_dir))}"
+        return f"interrupted; the last checkpoint is in {run_dir / 'checkpoint'}, continue with: {command}"
+    return (
+        f"interrupted; {run_dir} holds no checkpoint to resume from (one population writes one every "
+        "--checkpoint-freq env steps; several populations none)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import argparse
 
 import mfg_envs
 from sb3_meanfield import train
-from sb3_meanfield.config import SCHEDULES
+from sb3_meanfield.flags import SCHEDULES
 
 DEFAULT_ENV = "MFGLinearQuadraticMulti-v0"
 

@@ -44,8 +44,10 @@ from mfg_envs.core import check_int
 from mfg_envs.game import Game, game_of
 from sb3_meanfield.common.sb3_adapter import OffPolicySteps
 from sb3_meanfield.common.vec_env import PopulationVecEnv, bind_population, population_envs, step_populations
+from sb3_meanfield.flags import SCHEDULES
 
-MODES = ("alternating", "simultaneous")
+#: The schedules of several populations' models (``mode``).
+MODES = SCHEDULES
 
 
 class _GameStepHook(BaseCallback):

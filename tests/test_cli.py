@@ -13,9 +13,17 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 import mfg_envs
-from sb3_meanfield.config import UsageError, accepted_keywords, key_value, parse_value, resolve_config, schedule
+from sb3_meanfield.config import (
+    MIN_CHECKS,
+    UsageError,
+    accepted_keywords,
+    key_value,
+    parse_value,
+    resolve_config,
+    schedule,
+)
 from sb3_meanfield.td3 import MFTD3
-from sb3_meanfield.train import main, parse_args, train
+from sb3_meanfield.train import build_parser, main, parse_args, train
 
 LQ = "MFGLinearQuadratic-v0"
 LQM = "MFGLinearQuadraticMulti-v0"
@@ -88,6 +96,18 @@ USAGE_ERRORS = {
     "switch-freq, one population": (["--switch-freq", "3"], "--switch-freq only applies to multi-population ids"),
     "unknown schedule": (["--env", LQM, "--schedule", "both"], "argument --schedule: invalid choice: 'both'"),
     "multi-population key, one population": (["--hyperparams", "switch_freq:3"], "unknown hyperparameter(s) ['switch_"),
+    "learners, representative mode": (
+        ["--mode", "representative", "--n-learners", "8"],
+        "--n-learners only applies to --mode self-play; in representative mode each SB3 env is one learning particle",
+    ),
+    "learners key, representative mode": (
+        ["--mode", "representative", "--hyperparams", "n_learners:8"],
+        "n_learners only applies to --mode self-play",
+    ),
+    "sync flags, self-play": (
+        ["--sync-freq", "5", "--sync-mode", "fixed_point"],
+        "--sync-freq, --sync-mode only apply to --mode representative",
+    ),
 }
 
 
@@ -108,6 +128,73 @@ def test_tensorboard_flag_without_tensorboard_is_a_usage_error(capsys):
         parse_args(["--tensorboard"])
     assert exit_info.value.code == 2
     assert "pip install 'mfg-envs[tensorboard]'" in capsys.readouterr().err
+
+
+#: Command lines answered without torch: ``--help`` and argument errors of both launchers.
+LIGHT_COMMANDS = {
+    "help": ("sb3_meanfield.train", ["--help"], 0),
+    "multi help": ("sb3_meanfield.train_multi", ["--help"], 0),
+    "unknown algo": ("sb3_meanfield.train", ["--algo", "ppo"], 2),
+    "unknown env id": ("sb3_meanfield.train", ["--env", "Nope-v0"], 2),
+    "learners, representative": ("sb3_meanfield.train", ["--mode", "representative", "--n-learners", "3"], 2),
+    "schedule, one population": ("sb3_meanfield.train", ["--schedule", "simultaneous"], 2),
+    "resume with other settings": ("sb3_meanfield.train", ["--resume", "RUN", "--seed", "3"], 2),
+}
+IMPORTED = """
+import runpy, sys
+sys.argv, code = [sys.argv[1], *sys.argv[2:]], 0
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(name for name in ("torch", "stable_baselines3") if name in sys.modules)
+print(code or 0, *heavy, file=sys.stderr)
+"""
+
+
+@pytest.fixture(scope="module")
+def light_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("light")
+    processes = {
+        case: run("-c", IMPORTED, module, *argv, cwd=folder) for case, (module, argv, _) in LIGHT_COMMANDS.items()
+    }
+    return {case: process.communicate(timeout=120) for case, process in processes.items()}
+
+
+@pytest.mark.parametrize("case", sorted(LIGHT_COMMANDS))
+def test_help_and_argument_errors_do_not_import_torch(light_runs, case):
+    """Parsing comes first: --help and usage errors answer in a fraction of a second, without torch or SB3."""
+    stdout, stderr = light_runs[case]
+    assert stderr.splitlines()[-1] == str(LIGHT_COMMANDS[case][2]), stderr  # the exit code, and no heavy module
+    assert "Traceback" not in stderr
+    if case == "help":
+        assert "checkpoint/" in stdout and "--resume RUN_DIR -n N" in stdout
+
+
+def test_help_tells_where_checkpoints_are_and_how_to_resume():
+    text = " ".join(build_parser().format_help().split())
+    assert "RUN_DIR/checkpoint/" in text and "'--resume RUN_DIR' continues it exactly" in text
+    assert "'--resume RUN_DIR -n N' trains it (finished or not) to N transitions in all" in text
+
+
+def test_gap_and_monitor_periods_give_short_runs_several_checks(tmp_path):
+    """The configs check every 1000 env steps; a run of 781 env steps (the docs' -n 50000 with 64 learners) still
+    gets MIN_CHECKS checks, a long run keeps the configured period, checks are at most once per episode, and
+    callbacks given on the command line are taken as they are."""
+
+    def periods(*argv):
+        config = resolve_config(parse_args(["--env", "MFGCrowdLQ-v0", *argv]))
+        return {next(iter(entry)).rpartition(".")[2]: next(iter(entry.values())) for entry in config["callback"]}
+
+    short = periods("-n", "50000")
+    assert short["NashGapCallback"] == {"eval_freq": 50000 // 64 // MIN_CHECKS, "n_particles": 2000}
+    assert short["MeanFieldMonitor"] == {"check_freq": 50000 // 64 // MIN_CHECKS}
+    assert periods()["NashGapCallback"]["eval_freq"] == 1000  # 800,000 transitions: 12,500 env steps
+    assert periods("-n", "6400")["NashGapCallback"]["eval_freq"] == 40  # not below one episode (40 steps)
+    representative = periods("--mode", "representative", "-n", "5000", "--hyperparams", "n_envs:2")
+    assert representative["NashGapCallback"]["eval_freq"] == 5000 // 2 // MIN_CHECKS
+    given = "callback:[{'sb3_meanfield.NashGapCallback': {'eval_freq': 900}}]"
+    assert periods("-n", "50000", "--hyperparams", given) == {"NashGapCallback": {"eval_freq": 900}}
 
 
 # --------------------------------------------------------------------------- the rl_zoo3 command

@@ -1,6 +1,7 @@
 """The documentation's Python examples run as written: README.md, docs/*.md and docs/envs/*.md.
 
 The ```python blocks of one file run in order in one namespace (later blocks use names of earlier ones),
+except the README's: each of those runs in a fresh namespace, as a reader pasting it alone would run it. All run
 in a temporary working directory so that examples that write files leave nothing behind. Links from the docs
 (and the README's links into docs/) must resolve.
 """
@@ -42,9 +43,11 @@ def test_python_examples_run(path, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     threads = th.get_num_threads()
     th.set_num_threads(1)
-    namespace = {"__name__": "__docs__"}
+    namespace: dict = {"__name__": "__docs__"}
     try:
         for index, block in enumerate(blocks):
+            if path.name == "README.md":  # each README example must run pasted alone: its own imports
+                namespace = {"__name__": "__docs__"}
             exec(compile(block, f"{path.name} block {index + 1}", "exec"), namespace)
     finally:
         th.set_num_threads(threads)

@@ -271,6 +271,16 @@ def test_bad_keywords_raise_value_error_naming_them(env_id, keyword, value):
         gym.make(env_id, **{keyword: value})
 
 
+@pytest.mark.parametrize("env_id", mfg_envs.ALL_ENV_IDS)
+def test_parallel_env_names_n_agents_when_given_n_particles(env_id):
+    """Every particle is an agent: a population size given as gym.make's n_particles is refused, not ignored."""
+    with pytest.raises(ValueError, match=r"takes n_agents .* not n_particles; got n_particles=5"):
+        mfg_envs.parallel_env(env_id, n_particles=5)
+    assert len(mfg_envs.parallel_env(env_id, n_agents=5).possible_agents) == 5 * (
+        2 if env_id.endswith("Multi-v0") else 1
+    )
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, "shape"])
 def test_bad_actions_raise_in_every_front_end(env_id, bad):

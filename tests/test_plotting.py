@@ -21,7 +21,12 @@ from mfg_envs.plotting import (
     record_population,
     write_population_figures,
 )
-from sb3_meanfield.plotting import load_metrics, plot_learning_curves, write_run_figures
+from sb3_meanfield.plotting import (
+    learning_curves_figure,
+    load_metrics,
+    plot_learning_curves,
+    write_run_figures,
+)
 
 
 def assert_png(path, min_size=(200, 150)):
@@ -171,3 +176,54 @@ def test_write_run_figures_on_a_train_cli_run_folder(tmp_path):
     for path in paths:
         assert path.parent == run_dir / "figures"
         assert_png(path)
+
+
+def axis_titled(figure, title):
+    (axis,) = [axis for axis in figure.axes if axis.get_title() == title]
+    return axis
+
+
+def test_final_evaluation_is_marked_apart_from_the_checks_and_single_points_show():
+    metrics = {
+        "time/total_timesteps": [100.0, 200.0, 300.0, 300.0],
+        "rollout/ep_rew_mean": [-5.0, -4.0, -3.0, np.nan],
+        "mfg/population_return": [np.nan, np.nan, np.nan, -2.5],  # one check: one point
+        "mfg/nash_gap": [0.5, 0.3, 0.2, np.nan],
+        "mfg/nash_gap_se": [0.05, 0.03, 0.02, np.nan],
+    }
+    final = {"gap": 0.15, "standard_error": 0.01, "relative_gap": 0.1, "policy_return": -2.2}
+    figure = learning_curves_figure(
+        metrics, final={**final, "timesteps": 300, "n_particles": 10_000}, check_particles=2000
+    )
+    gap_axis = axis_titled(figure, "Nash gap (return units)")
+    labels = gap_axis.get_legend_handles_labels()[1]
+    assert "Nash gap checks during training (2,000 particles)" in labels
+    assert "final evaluation (10,000 particles)" in labels
+    (checks,) = [line for line in gap_axis.lines if line.get_label().startswith("Nash gap checks")]
+    markers = [line for line in gap_axis.lines if line.get_marker() == "*"]
+    assert len(markers) == 1 and list(markers[0].get_ydata()) == [0.15] and list(markers[0].get_xdata()) == [300]
+    assert checks.get_marker() != "*" and list(checks.get_ydata()) == [0.5, 0.3, 0.2]
+    relative = axis_titled(figure, "relative Nash gap (1 = neutral policy)")  # only the final evaluation has one
+    assert [line.get_marker() for line in relative.lines] == ["*"]
+    returns = axis_titled(figure, "return")
+    assert "final evaluation (10,000 particles): policy return" in returns.get_legend_handles_labels()[1]
+    for line in returns.lines:  # every legend entry of the return panel has something visible
+        if len(line.get_xdata()) == 1:
+            assert line.get_marker() not in (None, "", "None", ".") and line.get_markersize() >= 5
+    (single,) = [line for line in returns.lines if line.get_label() == "population return (monitor)"]
+    assert single.get_linestyle() == "None"
+
+
+def test_a_short_run_gets_a_nash_gap_curve_and_its_final_evaluation_in_the_figure(tmp_path):
+    """A run shorter than the configs' gap period (1000 env steps) checks the gap MIN_CHECKS times anyway."""
+    from sb3_meanfield import train
+    from sb3_meanfield.config import MIN_CHECKS
+
+    argv = ["--env", "MFGLinearQuadratic-v0", "-n", str(8 * 60), "--n-particles", "24", "--n-learners", "8"]
+    argv += ["--eval-particles", "500", "--no-progress", "-f", str(tmp_path), "--hyperparams", "learning_starts:16"]
+    argv += ["env_kwargs:dict(n_steps=6)", "policy_kwargs:dict(net_arch=dict(pi=[8], qf=[8]))"]
+    run_dir = train.train(train.parse_args(argv))
+    metrics = load_metrics(run_dir / "metrics.csv")
+    checked = metrics["time/total_timesteps"][np.isfinite(metrics["mfg/nash_gap"])]
+    assert list(checked) == [8 * 6 * k for k in range(1, MIN_CHECKS + 1)]
+    assert (run_dir / "figures" / "learning_curves.png").is_file()

@@ -519,6 +519,18 @@ def test_pettingzoo_rejects_actions_missing_live_agents(env_id, missing):
     assert env.population.step_index == 0
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@settings(max_examples=10, deadline=None)
+@given(unknown=st.sets(st.text(min_size=1, max_size=12), min_size=1))
+def test_pettingzoo_rejects_actions_of_unknown_agents(env_id, unknown):
+    env = make_front_end("pettingzoo", env_id)
+    assume(not unknown & set(env.agents))
+    actions = {agent: np.zeros(action_dim(env_id)) for agent in [*env.agents, *sorted(unknown)]}
+    with pytest.raises(ValueError, match="not live agents"):
+        env.step(actions)
+    assert env.population.step_index == 0
+
+
 # --------------------------------------------------------------------------- bugs found by the properties above
 def test_top_posted_price_is_at_most_price_max():
     model = PriceModel(price_min=-2.0, price_max=-0.9)

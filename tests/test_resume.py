@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch as th
+import yaml
 
+from sb3_meanfield.common.callbacks import MeanFieldMonitor
 from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, STATE_FILE, TrainingCheckpoint, load_checkpoint
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
@@ -47,7 +49,8 @@ class Crash(Exception):
 def run_argv(log_folder: Path, case: str) -> list[str]:
     algo, mode, n_steps, extra, checkpoint_freq, _ = CASES[case]
     argv = ["--algo", algo, "--env", LQ, "--mode", mode, "-n", str(n_steps), "-f", str(log_folder)]
-    argv += ["--n-particles", "32", "--n-learners", "8", "--eval-particles", "300", "--no-progress", "--no-figures"]
+    argv += ["--n-particles", "32", "--eval-particles", "300", "--no-progress", "--no-figures"]
+    argv += ["--n-learners", "8"] if mode == "self-play" else []  # a self-play flag
     argv += ["--checkpoint-freq", str(checkpoint_freq), *extra]
     return [*argv, "--hyperparams", "learning_starts:16", "batch_size:16", f"policy_kwargs:{SMALL_POLICY!r}", MONITOR]
 
@@ -114,6 +117,49 @@ def test_resume_continues_with_the_configured_settings(tmp_path):
         {key: value for key, value in row.items() if key not in ("time/fps", "time/time_elapsed")}
         for row in before["progress"]
     ]
+
+
+def test_resume_with_a_new_total_trains_a_finished_run_longer(tmp_path, capsys):
+    finished = train(parse_args(run_argv(tmp_path, "td3-self-play")))
+    n_steps = CASES["td3-self-play"][2]
+    assert "-n is the new total" in usage_error(capsys, ["--resume", str(finished), "-n", str(n_steps - 8)])
+    longer = 2 * n_steps
+    assert (
+        train(parse_args(["--resume", str(finished), "-n", str(longer), "--no-progress", "--no-figures"])) == finished
+    )
+    assert MFTD3.load(finished / "model.zip").num_timesteps == longer
+    saved = yaml.safe_load((finished / "config.yaml").read_text())
+    assert saved["n_timesteps"] == saved["arguments"]["n_timesteps"] == longer  # a later --resume keeps the total
+    steps = [row["time/total_timesteps"] for row in metrics_without_clock(finished)]
+    assert steps == sorted(steps) and n_steps < steps[-1] == longer  # the metrics go on after the first total
+    assert load_checkpoint(finished)["model"].num_timesteps == longer
+
+
+@pytest.mark.parametrize("checkpoint_freq", [10, 0])
+def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(tmp_path, monkeypatch, capsys, checkpoint_freq):
+    def interrupt(checkpoint: TrainingCheckpoint) -> bool:
+        if checkpoint.model.num_timesteps // checkpoint.model.n_envs >= 13:
+            raise KeyboardInterrupt
+        return True
+
+    argv = [*run_argv(tmp_path, "td3-self-play"), "--checkpoint-freq", str(checkpoint_freq)]
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainingCheckpoint, "_on_step", interrupt)
+        if checkpoint_freq == 0:  # no checkpoint callback: interrupt through the monitor instead
+            patch.setattr(MeanFieldMonitor, "_on_step", interrupt)
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    (run_dir,) = tmp_path.iterdir()
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    if checkpoint_freq == 0:
+        assert f"{run_dir} holds no checkpoint to resume from" in err
+        return
+    assert err.rstrip("\n").endswith(f"continue with: python -m sb3_meanfield.train --resume {run_dir}"), err
+    assert str(run_dir / CHECKPOINT_DIR) in err
+    assert train(parse_args(["--resume", str(run_dir), "--no-progress", "--no-figures"])) == run_dir
+    assert MFTD3.load(run_dir / "model.zip").num_timesteps == CASES["td3-self-play"][2]
 
 
 def usage_error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:

@@ -16,12 +16,15 @@ from torch import nn
 
 import mfg_envs
 from mfg_envs.core import ConstantPolicy, Population
-from sb3_meanfield import ModelPolicy
+from sb3_meanfield import ModelPolicy, nash_gap
 from sb3_meanfield.common.callbacks import (
     ActionBarrierSchedule,
     MeanFieldMonitor,
     MixturePolicy,
     PopulationSyncCallback,
+    particle_samples,
+    population_change,
+    population_distance,
     probe_observations,
 )
 from sb3_meanfield.common.vec_env import PopulationVecEnv
@@ -222,15 +225,62 @@ def test_monitor_measures_policy_q_and_population_changes():
     changed = monitor.check()
     assert changed["mfg/policy_change"] == pytest.approx(np.tanh(0.5) - np.tanh(0.1), rel=1e-5)
     assert changed["mfg/q_change"] == pytest.approx(0.75, rel=1e-5)
-    assert 0 < changed["mfg/population_change"] <= 2.0  # L1 distance of two probability vectors
+    # W1 of the states' law, in units of the histogram range: the action moved by tanh(0.5) - tanh(0.1) ~ 0.36
+    assert 0.01 < changed["mfg/population_change"] < 1.0
     assert [row["timesteps"] for row in monitor.history] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("env_id", mfg_envs.ENV_IDS)
+def test_population_change_grows_with_the_shift_of_the_policy_on_every_model(env_id):
+    """The monitor's distance between flows does not saturate: a small shift of every action gives a small change,
+    a bigger shift a bigger one (the L1 distance of histograms jumped to 2 on MFGPrice-v0's narrow price law)."""
+    population = gym.make(env_id).unwrapped.population
+    bounds, action_dim = population.model.histogram_bounds, population.model.action_dim
+    flows = {
+        shift: particle_samples(population, ConstantPolicy(np.full(action_dim, shift)), 300, seed=4)[0]
+        for shift in (0.0, 0.01, 0.1)
+    }
+    assert len(flows[0.0]) == population.model.n_steps + 1
+    assert population_change(flows[0.0], flows[0.0], bounds) == 0.0
+    small, big = (population_change(flows[0.0], flows[shift], bounds) for shift in (0.01, 0.1))
+    assert 0 < small < 0.1 and big > 3 * small
+
+
+def test_population_distance_is_the_w1_distance_of_the_marginals_in_units_of_the_range():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(1000, 2))
+    bounds = np.array([[-2.0, 2.0], [0.0, 1.0]])
+    shifted = values + np.array([0.4, 0.1])  # W1 = 0.4 / 4 and 0.1 / 1 on the two axes
+    assert population_distance(values, shifted, bounds) == pytest.approx(0.1)
+    assert population_distance(values, values[::-1], bounds) == 0.0  # the order of the particles does not matter
+    assert population_distance(values, 100 * values, bounds) > 2  # no saturation
+    with pytest.raises(ValueError, match="same shape"):
+        population_distance(values, values[:10], bounds)
+
+
+# --------------------------------------------------------------------------- a model on the wrong env
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [("MFGPrice-v0", {}), (LQ, {"n_bins": 12}), ("MFGLinearQuadraticMulti-v0", {})],
+)
+def test_nash_gap_of_a_model_on_another_env_names_the_spaces(env_id, env_kwargs):
+    """A model trained on the LQ game, scored on another model (or with other histogram sizes), fails with the spaces
+    of both before any evaluation, not with torch's shape error."""
+    model = small_model(PopulationVecEnv.from_id(LQ, n_particles=8, n_learners=4))
+    with pytest.raises(ValueError, match=r"the model's observation/action spaces do not match the env's") as error:
+        nash_gap(
+            [model] * len(mfg_envs.game_of(gym.make(env_id)).names), gym.make(env_id, **env_kwargs), n_particles=50
+        )
+    assert "the model observes population (40,), state (1,), time (1,), acts (1,)" in str(error.value)
+    assert nash_gap(model, gym.make(LQ), n_particles=50, n_replicates=2).gap >= -1  # the right env is scored
 
 
 # --------------------------------------------------------------------------- learn() through the launcher
 def tiny_argv(tmp_path, algo, env_id, mode, *extra):
     n_steps = {"self-play": 8 * 30, "representative": 60}[mode]
     argv = ["--algo", algo, "--env", env_id, "--mode", mode, "-n", str(n_steps), "-f", str(tmp_path)]
-    argv += ["--n-particles", "32", "--n-learners", "8", "--eval-particles", "300", "--no-progress", *extra]
+    argv += ["--n-particles", "32", "--eval-particles", "300", "--no-progress", *extra]
+    argv += ["--n-learners", "8"] if mode == "self-play" else []  # a self-play flag
     return [*argv, "--hyperparams", "learning_starts:16", "batch_size:16", f"policy_kwargs:{SMALL_POLICY!r}"]
 
 

@@ -12,6 +12,7 @@ monitor), as SB3's DDPG, TD3 and SAC and their mean field versions have.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,11 @@ import torch as th
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_int, check_real
+from mfg_envs.core import Population, PopulationPolicy, check_int, check_real
 from mfg_envs.game import Game, rollout
 from sb3_meanfield.common.sb3_adapter import progress_remaining
 from sb3_meanfield.evaluation import ModelPolicy
-
-SYNC_MODES = ("fixed_point", "fictitious_play")
+from sb3_meanfield.flags import SYNC_MODES
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class PopulationSyncCallback(BaseCallback):
     Each frozen copy is a :class:`sb3_meanfield.ModelPolicy` (deterministic actions, no gradient, batched).
 
     The population policy is pushed with ``env_method("set_population_policy", fn)``, which both
-    :class:`mfg_envs.MeanFieldEnv` and :class:`~sb3_meanfield.common.vec_env.SelfPlayVecEnv` accept.
+    :class:`mfg_envs.MeanFieldEnv` and :class:`~sb3_meanfield.common.vec_env.PopulationVecEnv` accept.
     """
 
     def __init__(self, sync_freq: int = 1000, mode: str = "fixed_point", verbose: int = 0) -> None:
@@ -119,6 +119,55 @@ def probe_observations(population: Population, n_probe: int, rng: np.random.Gene
     return probe
 
 
+def particle_samples(
+    population: Population, policy: PopulationPolicy, n_particles: int, seed: int
+) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """One episode of ``n_particles`` particles of ``population``'s model that all play ``policy`` (seeded with
+    ``seed``: the same initial states and noise for every policy): the quantity the population histogram counts
+    (``histogram_values``, ``(n_particles, d_h)``; ``None`` where it is not defined yet) at every step ``0..N``, and
+    the particles' returns."""
+    game = Game.of(population.clone(n_particles))
+    member = game.members[0]
+    samples: list[np.ndarray | None] = []
+
+    def record(values: np.ndarray | None) -> None:
+        samples.append(None if values is None else np.array(values, dtype=np.float64))
+
+    def recording(obs: dict[str, np.ndarray]) -> np.ndarray:  # called once per step, before the step
+        record(member.model.histogram_values(member.states, member.last_actions))
+        return policy(obs)
+
+    _, returns = rollout(game, recording, seed)
+    record(member.model.histogram_values(member.states, member.last_actions))  # after the last step
+    return samples, returns[0]
+
+
+def population_distance(first: np.ndarray, second: np.ndarray, bounds: np.ndarray) -> float:
+    """``(1/d) sum_j W_1(first_j, second_j) / (hi_j - lo_j)``: the 1-Wasserstein distance between the marginals of
+    two samples of ``d``-dimensional values (``(N, d)`` each, the same ``N``) on every axis ``j``, in units of the
+    histogram's range ``bounds[j] = (lo_j, hi_j)``, averaged over the axes.
+
+    For samples of equal size, ``W_1 = (1/N) sum_i |x_(i) - y_(i)|`` with ``x_(i)``, ``y_(i)`` the sorted values:
+    it grows with the shift of the distribution however narrow it is (moving every value by ``delta`` gives
+    ``delta / (hi - lo)``), where the L1 distance of two histograms jumps to 2 as soon as the mass leaves its bins.
+    """
+    if first.shape != second.shape:
+        raise ValueError(f"samples must have the same shape, got {first.shape} and {second.shape}")
+    w1 = np.abs(np.sort(first, axis=0) - np.sort(second, axis=0)).mean(axis=0)
+    return float(np.mean(w1 / (bounds[:, 1] - bounds[:, 0])))
+
+
+def population_change(
+    first: Sequence[np.ndarray | None], second: Sequence[np.ndarray | None], bounds: np.ndarray
+) -> float:
+    """``max_n`` :func:`population_distance` between two flows of samples (:func:`particle_samples`), over the steps
+    where both are defined (0 if none)."""
+    return max(
+        (population_distance(a, b, bounds) for a, b in zip(first, second) if a is not None and b is not None),
+        default=0.0,
+    )
+
+
 class MeanFieldMonitor(BaseCallback):
     """The "Convergence monitors" of docs/design.md, logged every ``check_freq`` env steps under ``mfg/``.
 
@@ -127,9 +176,13 @@ class MeanFieldMonitor(BaseCallback):
 
     - ``mfg/policy_change``: ``sqrt(mean_s |mu_k(s) - mu_{k-1}(s)|^2)`` (normalized actions);
     - ``mfg/q_change``: ``sqrt(mean_{s,a} (Q_k(s, a) - Q_{k-1}(s, a))^2)`` (first critic);
-    - ``mfg/population_change``: ``max_n ||m_n^k - m_n^{k-1}||_1`` between the flows of
-      ``flow_particles`` particles that all play the current deterministic policy (population features:
-      histogram, KDE or moments);
+    - ``mfg/population_change``: ``max_n (1/d) sum_j W_1(m_{n,j}^k, m_{n,j}^{k-1}) / (hi_j - lo_j)``, the largest
+      1-Wasserstein distance between the flows of ``flow_particles`` particles that all play the current
+      deterministic policy: per step ``n`` and axis ``j`` of the histogrammed quantity (positions, prices, ...),
+      between the marginals of the particles' values (:func:`population_distance`), in units of the histogram's
+      range ``[lo_j, hi_j]``. Unlike the L1 distance of histograms (which jumps to 2 once the mass leaves its
+      bins, as the narrow price distribution of ``MFGPrice-v0`` does at every shift), it grows with the shift;
+      it does not depend on the observation's representation (histogram, KDE or moments);
     - ``mfg/population_return``: the mean return of those particles, the policy's value against its
       own mean field.
 
@@ -148,7 +201,7 @@ class MeanFieldMonitor(BaseCallback):
         self.flow_particles = check_int("flow_particles", flow_particles)
         self.seed = seed
         self.history: list[dict[str, float]] = []
-        self._previous: tuple[np.ndarray, np.ndarray, PopulationFlow] | None = None
+        self._previous: tuple[np.ndarray, np.ndarray, list[np.ndarray | None]] | None = None
         self._last_check = -1
 
     def _on_training_start(self) -> None:
@@ -178,15 +231,15 @@ class MeanFieldMonitor(BaseCallback):
                 th.tensor(self.probe_actions, dtype=th.float32, device=device),
             )[0]
         q_values = q_values.cpu().numpy().ravel()
-        flows, all_returns = rollout(Game.of(self.population.clone(self.flow_particles)), policy, self.seed)
-        flow, returns = flows[0], all_returns[0]
+        flow, returns = particle_samples(self.population, policy, self.flow_particles, self.seed)
         values = {"mfg/population_return": float(returns.mean())}
         if self._previous is not None:
             previous_actions, previous_q, previous_flow = self._previous
             values["mfg/policy_change"] = float(np.sqrt(np.mean((actions - previous_actions) ** 2)))
             values["mfg/q_change"] = float(np.sqrt(np.mean((q_values - previous_q) ** 2)))
-            population_change = np.abs(flow.population - previous_flow.population).sum(axis=1).max()
-            values["mfg/population_change"] = float(population_change)
+            if isinstance(previous_flow, list):  # a checkpoint of an older version kept a PopulationFlow
+                bounds = self.population.model.histogram_bounds
+                values["mfg/population_change"] = population_change(flow, previous_flow, bounds)
         self._previous = (actions, q_values, flow)
         for key, value in values.items():
             self.logger.record(key, value)

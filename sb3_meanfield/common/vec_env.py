@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 import mfg_envs
 from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_actions, check_int
 from mfg_envs.env import game_observation_space
-from mfg_envs.game import game_of, population_rngs
+from mfg_envs.game import game_of, model_name, population_rngs
 
 
 def learner_rows(obs: dict[str, np.ndarray], n_learners: int) -> dict[str, np.ndarray]:
@@ -57,7 +57,8 @@ class PopulationVecEnv(VecEnv):
     :param n_learners: learning particles, ``1 <= n_learners <=`` the population's size (default: all).
 
     ``reset`` restarts the WHOLE game: initial states and noise come from one generator per population
-    (:func:`mfg_envs.game.population_rngs` of the seed given to :meth:`seed`; without a seed the game's
+    (:func:`mfg_envs.game.population_rngs` of the seed given to
+    :meth:`~stable_baselines3.common.vec_env.VecEnv.seed`; without a seed the game's
     generators go on). ``get_attr``, ``set_attr`` and ``env_method`` act once on the shared game and return one
     entry per requested index: the names in :attr:`OWN_NAMES` resolve on this object (``population`` is the
     learning population's :class:`mfg_envs.Population`), every other name on the game.
@@ -207,6 +208,36 @@ class ModelPolicy:
         with th.no_grad():
             actions = self.policy._predict(tensors, deterministic=True)
         return actions.cpu().numpy().astype(np.float64)
+
+
+def _shapes(observation_space: spaces.Space, action_space: spaces.Space) -> str:
+    entries = getattr(observation_space, "spaces", {"observation": observation_space})
+    observed = ", ".join(f"{key} {getattr(space, 'shape', None)}" for key, space in entries.items())
+    return f"observes {observed}, acts {action_space.shape}"
+
+
+def check_model_spaces(model: BaseAlgorithm, game: Any, population: int = 0) -> None:
+    """``ValueError`` unless ``model`` observes and acts like an agent of ``population`` of ``game`` (an env or a
+    core): same observation keys and shapes, same action shape (bounds are not compared). A model trained on
+    another model, or with other histogram sizes, fails here rather than deep inside torch."""
+    game = game_of(game)
+    expected = game_observation_space(game, population)
+    action_shape = (game.model.populations[population].action_dim,)
+    entries = getattr(model.observation_space, "spaces", None)
+    same = (
+        isinstance(entries, dict)
+        and entries.keys() == expected.spaces.keys()
+        and all(entries[key].shape == space.shape for key, space in expected.spaces.items())
+        and model.action_space.shape == action_shape
+    )
+    if not same:
+        env = model_name(game.model) + (f", population {game.names[population]!r}" if len(game.names) > 1 else "")
+        model_shapes = _shapes(model.observation_space, model.action_space)
+        env_shapes = _shapes(expected, spaces.Box(-1.0, 1.0, action_shape))
+        raise ValueError(
+            f"the model's observation/action spaces do not match the env's ({env}): the model {model_shapes}; "
+            f"the env {env_shapes}. Was the model trained on another env or with other env keywords?"
+        )
 
 
 class SelfPlayMixin:

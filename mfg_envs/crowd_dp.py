@@ -1,0 +1,480 @@
+"""A numerical best response for the crowd models: backward dynamic programming on a grid over ``(x, vx, y, vy)``.
+
+The walled crowd (``MFGCrowd-v0``, each population of ``MFGCrowdMulti-v0``) has no closed form; this module
+computes the best response to a frozen flow to within a stated grid error (docs/models.md, section
+"MFGCrowd-v0"). The crowd-LQ model (``MFGCrowdLQ-v0``), whose exact best response is known, validates it.
+
+Per axis, with ``w = v + dt u`` and ``eps = sigma sqrt(dt) xi``: ``v' = w + eps`` and ``p' = p + dt v'`` (then the
+wall rule), so the action moves only the velocity, and with the reward split as
+``r_n(s, u) = c_n(s) + g(u) - D_n(cell(p))`` (state part, action part, crowd part per histogram cell):
+
+``V_n(s) = -D_n(cell(p)) + W_n(s)``,  ``W_n(s) = c_n(s) + max_u [g(u) + U_{n+1}(p, v + dt u)]``,
+``U_{n+1}(p, w) = E W_{n+1}(wall(p + dt (w + eps)), w + eps) - E D_{n+1}(cell(p + dt (w + eps)))``,
+
+``W_N`` the terminal reward. The axes are independent given ``(p, w)``, so each expectation is two per-axis
+operators. For ``E W``: ``v'`` is binned to the velocity nodes with the exact Gaussian mass of each velocity cell
+(a banded matrix), and ``W`` is interpolated in position, cubically, at ``p + dt v_k``; a particle that crosses a
+wall stops there with velocity 0. ``E D`` is exact: ``p'`` is Gaussian per axis, so each histogram cell's
+probability is a difference of normal CDFs (the edge cells take the tails, as the histogram does). The maximum
+runs over ``actions_per_axis**2`` accelerations whose velocity shifts ``dt u`` fall on a velocity grid refined by
+an integer factor, so no shift is rounded.
+
+The best response is greedy at each particle's state, with the same expectation interpolated there
+(:class:`DPPolicy`); its ``value_estimate`` is the solver's own value of the initial law.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mfg_envs.core import MeanField, PopulationFlow, check_int, check_real
+from mfg_envs.crowd import CrowdLQModel, CrowdModel, _CrowdDynamics
+from mfg_envs.equilibrium import normal_cdf
+from mfg_envs.game import Game, population_rngs
+
+
+@dataclass(frozen=True)
+class DPResolution:
+    """The grid of the dynamic program.
+
+    :param nodes_per_cell: position nodes per histogram cell and axis (the walls are nodes).
+    :param velocity_step: spacing of the velocity nodes.
+    :param velocity_range: velocities lie in ``[-velocity_range, velocity_range]`` (a multiple of the step).
+    :param actions_per_axis: accelerations per axis, evenly spaced on ``[-action_bound, action_bound]`` (odd:
+        0 is one of them); ``velocity_step / (dt * their spacing)`` must be a whole number.
+    """
+
+    nodes_per_cell: int = 1
+    velocity_step: float = 0.1
+    velocity_range: float = 2.0
+    actions_per_axis: int = 9
+
+    def __post_init__(self) -> None:
+        check_int("nodes_per_cell", self.nodes_per_cell)
+        check_real("velocity_step", self.velocity_step, 0.0, low_open=True)
+        check_real("velocity_range", self.velocity_range, self.velocity_step)
+        if check_int("actions_per_axis", self.actions_per_axis, 3) % 2 == 0:
+            raise ValueError(f"actions_per_axis must be an odd integer >= 3, got {self.actions_per_axis}")
+
+
+#: The fast default and the reference setting (docs/models.md, "MFGCrowd-v0", gives the refinement study).
+DEFAULT_RESOLUTION = DPResolution()
+REFERENCE_RESOLUTION = DPResolution(nodes_per_cell=2, velocity_step=0.05, velocity_range=2.5, actions_per_axis=17)
+
+
+def _whole(value: float, name: str) -> int:
+    rounded = round(value)
+    if rounded < 1 or abs(value - rounded) > 1e-9 * max(1.0, value):
+        raise ValueError(f"{name} must be a whole number >= 1, got {value:g}")
+    return int(rounded)
+
+
+class AxisGrid:
+    """The nodes of one axis and its expectation operators (identical for both axes)."""
+
+    def __init__(self, model: _CrowdDynamics, resolution: DPResolution, walls: bool) -> None:
+        dt, (low, high), nodes = model.dt, model.domain, model.n_bins * resolution.nodes_per_cell
+        self.dt, self.low, self.high, self.walls = dt, low, high, walls
+        # Without walls the plane is unbounded: the grid extends half the domain past each side, so that its
+        # edges (read flat beyond) stay far from where the particles go.
+        margin = 0 if walls else nodes // 2
+        spacing = (high - low) / nodes
+        self.positions = low + spacing * np.arange(-margin, nodes + margin + 1)
+        dv = resolution.velocity_step
+        half = _whole(resolution.velocity_range / dv, "velocity_range / velocity_step")
+        self.velocities = dv * np.arange(-half, half + 1)
+        self.accelerations = np.linspace(-model.action_bound, model.action_bound, resolution.actions_per_axis)
+        shift = dt * (self.accelerations[1] - self.accelerations[0])
+        self.refinement = _whole(dv / shift, "velocity_step / (dt * acceleration spacing)")
+        reach = resolution.actions_per_axis // 2
+        # w = v_j + dt u_a lies at fine index j * refinement + a
+        self.shifts = (
+            -self.velocities[-1]
+            - reach * shift
+            + shift * np.arange(self.refinement * (len(self.velocities) - 1) + resolution.actions_per_axis)
+        )
+        self.noise_std = model.sigma * math.sqrt(dt)
+        self.velocity_mass = self._velocity_mass()
+        self.interpolation, self.to_high, self.to_low = self._position_interpolation()
+        self.zero_velocity = half
+
+    def _velocity_mass(self) -> np.ndarray:
+        """``(M, K)``: probability that ``w + eps`` falls in velocity node ``k``'s cell (edge cells: the tails)."""
+        v, dv = self.velocities, self.velocities[1] - self.velocities[0]
+        edges = np.concatenate([[-np.inf], v[:-1] + dv / 2, [np.inf]])
+        if self.noise_std == 0.0:
+            return _linear_weights(self.shifts, v)
+        cdf = normal_cdf((edges[None, :] - self.shifts[:, None]) / self.noise_std)
+        return np.diff(cdf, axis=1)
+
+    def _position_interpolation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``T (P, K, P)``: cubic weights of the nodes at ``p_i + dt v_k``; masks of the points past each wall
+        (stopped at the wall with velocity 0; without walls they are read at the edge node)."""
+        target = self.positions[:, None] + self.dt * self.velocities[None, :]
+        to_high, to_low = target > self.positions[-1], target < self.positions[0]
+        if not self.walls:
+            to_high = to_low = np.zeros(target.shape, dtype=bool)
+        weights = _cubic_weights(np.clip(target, self.positions[0], self.positions[-1]).ravel(), self.positions)
+        return weights.reshape(*target.shape, len(self.positions)), to_high, to_low
+
+    def expect(self, values: np.ndarray, axis: int) -> np.ndarray:
+        """``E f(wall(p + dt (w + eps)), w + eps)`` on ``(p_i, w_m)`` for ``f`` on the nodes; ``values`` has the axis'
+        positions at ``axis`` and its velocities at ``axis + 1``; the result has the shifts there instead."""
+        moved = np.moveaxis(values, (axis, axis + 1), (0, 1))
+        inside = np.einsum("ikj,jk...->ik...", self.interpolation, moved)
+        if self.walls:
+            inside[self.to_high] = moved[-1, self.zero_velocity]
+            inside[self.to_low] = moved[0, self.zero_velocity]
+        expected = np.tensordot(inside, self.velocity_mass, axes=([1], [1]))  # (P, ..., M)
+        return np.moveaxis(expected, (0, -1), (axis, axis + 1))
+
+    def cell_probabilities(self, mean: np.ndarray, n_bins: int) -> np.ndarray:
+        """``(*mean.shape, n_bins)``: probability that ``mean + dt eps`` lies in each histogram cell (``mean`` the
+        position ``p + dt w``; edge cells take the tails, as the histogram does)."""
+        inner = np.linspace(self.low, self.high, n_bins + 1)[1:-1]
+        std = self.dt * self.noise_std
+        cdf = (
+            (inner >= mean[..., None]).astype(float) if std == 0.0 else fast_normal_cdf((inner - mean[..., None]) / std)
+        )
+        ones = np.ones((*mean.shape, 1))
+        return np.diff(np.concatenate([0.0 * ones, cdf, ones], axis=-1), axis=-1)
+
+    def node_cell_probabilities(self, n_bins: int) -> np.ndarray:
+        """``(P, M, n_bins)``: :meth:`cell_probabilities` of every position node and shifted velocity."""
+        return self.cell_probabilities(self.positions[:, None] + self.dt * self.shifts[None, :], n_bins)
+
+
+def fast_normal_cdf(z: np.ndarray) -> np.ndarray:
+    """``Phi(z)`` in numpy ufuncs, through ``erf`` by Abramowitz and Stegun's 7.1.26 (absolute error below
+    1.5e-7): the cell probabilities of the crowd part are millions of evaluations per step."""
+    x = np.abs(z) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-x * x)
+    return 0.5 * (1.0 + np.sign(z) * erf)
+
+
+def _linear_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``(len(points), len(nodes))`` linear interpolation weights on a uniform grid (clamped at its ends)."""
+    h = nodes[1] - nodes[0]
+    scaled = np.clip((points - nodes[0]) / h, 0, len(nodes) - 1)
+    left = np.minimum(scaled.astype(int), len(nodes) - 2)
+    frac = scaled - left
+    weights = np.zeros((len(points), len(nodes)))
+    rows = np.arange(len(points))
+    weights[rows, left] = 1.0 - frac
+    weights[rows, left + 1] += frac
+    return weights
+
+
+def _cubic_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``(len(points), len(nodes))`` dense form of :func:`_cubic_stencil`."""
+    indices, stencil = _cubic_stencil(points, nodes)
+    weights = np.zeros((len(points), len(nodes)))
+    np.add.at(weights, (np.arange(len(points))[:, None], indices), stencil)
+    return weights
+
+
+@dataclass(frozen=True)
+class StageRewards:
+    """The reward of one step split for the dynamic program: ``r_n(s, u) = state(s) + action(u) - cells[cell(p)]``.
+
+    ``state`` is on the nodes ``(P, K, P, K)`` (axes ``x, vx, y, vy``), ``action`` on the acceleration pairs
+    ``(A, A)``, ``cells`` the crowd cost per histogram cell ``(n_bins, n_bins)`` (``None``: no crowd part).
+    """
+
+    state: np.ndarray
+    action: np.ndarray
+    cells: np.ndarray | None
+
+
+def node_shape(grid: AxisGrid) -> tuple[int, int, int, int]:
+    """``(P, K, P, K)``: the node array's shape."""
+    return (len(grid.positions), len(grid.velocities), len(grid.positions), len(grid.velocities))
+
+
+def node_states(grid: AxisGrid) -> tuple[np.ndarray, ...]:
+    """``x, vx, y, vy`` broadcastable on the node array ``(P, K, P, K)``."""
+    p, v = grid.positions, grid.velocities
+    return p[:, None, None, None], v[None, :, None, None], p[None, None, :, None], v[None, None, None, :]
+
+
+def stage_rewards(model: _CrowdDynamics, grid: AxisGrid, mean_field: Any) -> StageRewards:
+    """The split reward of a step of ``model`` against ``mean_field`` (its own, or the joint one of several
+    populations): the walled crowd's ``-||s - s_goal|| - l1 |u| - crowd_cost(m)[cell]``, or the crowd-LQ model's
+    ``-dt [r/2 |u|^2 + q/2 |p - g|^2 + c_c sum_axes log rho_n(p)]`` (no cell part)."""
+    x, vx, y, vy = node_states(grid)
+    ux, uy = grid.accelerations[:, None], grid.accelerations[None, :]
+    gx, gy = model.goal
+    if isinstance(model, CrowdModel):
+        state = -np.sqrt((x - gx) ** 2 + (y - gy) ** 2 + vx**2 + vy**2)
+        cells = model.crowd_cost(mean_field).reshape(model.n_bins, model.n_bins)
+        return StageRewards(state, -model.action_cost * np.sqrt(ux**2 + uy**2), cells)
+    if isinstance(model, CrowdLQModel):
+        spread = mean_field["var"] + model.bandwidth**2
+        log_density = sum(
+            -0.5 * np.log(2.0 * np.pi * spread[a]) - (p - mean_field["mean"][a]) ** 2 / (2.0 * spread[a])
+            for a, p in enumerate((x, y))
+        )
+        state = -model.dt * (
+            0.5 * model.goal_cost * ((x - gx) ** 2 + (y - gy) ** 2) + model.crowd_aversion * log_density
+        )
+        state = np.broadcast_to(state, (len(grid.positions), len(grid.velocities)) * 2)
+        return StageRewards(state, -model.dt * 0.5 * model.control_cost * (ux**2 + uy**2), None)
+    raise ValueError(f"the dynamic-programming best response covers the crowd models, not {type(model).__name__}")
+
+
+def terminal_reward(model: _CrowdDynamics, grid: AxisGrid) -> np.ndarray:
+    """``W_N`` on the nodes: the model's terminal reward (0 for the walled crowd)."""
+    x, vx, y, vy = node_states(grid)
+    shape = node_shape(grid)
+    if isinstance(model, CrowdLQModel):
+        gx, gy = model.goal
+        goal = model.terminal_goal_cost * ((x - gx) ** 2 + (y - gy) ** 2)
+        return np.broadcast_to(-0.5 * (goal + model.terminal_velocity_cost * (vx**2 + vy**2)), shape).copy()
+    return np.zeros(shape)
+
+
+class DPPolicy:
+    """The dynamic program's greedy best response as a population policy.
+
+    At step ``n`` (read from the observation's time) it plays at each particle's state the acceleration that
+    maximizes ``g(u) + U_{n+1}(p, v + dt u)`` over the solver's accelerations, refined between them as the solver
+    does: the smooth part ``E W_{n+1}`` (recomputed from the stored ``W_{n+1}``, once per step) interpolated at
+    the particle, cubically in position and linearly in the shifted velocity, and the crowd part computed exactly
+    at the particle. ``value_estimate``: the
+    solver's own expected return from the initial law (its grid value, averaged over the initial states).
+    """
+
+    def __init__(self, model: _CrowdDynamics, grid: AxisGrid, stages: list[Stage], value_estimate: float) -> None:
+        self.model, self.grid, self.stages, self.value_estimate = model, grid, stages, value_estimate
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def expected(self, n: int) -> np.ndarray:
+        """The smooth part ``E W_{n+1}`` of ``U_{n+1}`` on ``(P, M, P, M)`` (the last step's is kept)."""
+        if self._cached is None or self._cached[0] != n:
+            self._cached = (n, self.stages[n].expected(self.grid, crowd=False))
+        return self._cached[1]
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        states = np.asarray(obs["state"], dtype=np.float64)
+        n_steps = self.model.n_steps
+        steps = np.minimum(np.rint(np.asarray(obs["time"])[:, 0] * n_steps).astype(int), n_steps - 1)
+        physical = np.zeros((len(states), 2))
+        for n in np.unique(steps):  # one step for a whole population; a loop over the steps present otherwise
+            rows = steps == n
+            physical[rows] = self.greedy(n, states[rows])
+        return np.clip(physical / self.model.action_bound, -1.0, 1.0)
+
+    def greedy(self, n: int, states: np.ndarray) -> np.ndarray:
+        """The greedy accelerations ``(len(states), 2)`` at step ``n``."""
+        grid, stage = self.grid, self.stages[n]
+        n_actions = len(grid.accelerations)
+        block = []
+        for position, velocity in ((states[:, 0], states[:, 2]), (states[:, 1], states[:, 3])):
+            nodes, weights = _cubic_stencil(position, grid.positions)
+            step = grid.shifts[1] - grid.shifts[0]
+            scaled = np.clip((velocity - grid.velocities[0]) / step, 0, len(grid.shifts) - n_actions - 1)
+            first = scaled.astype(int)
+            block.append((nodes, weights, first[:, None] + np.arange(n_actions + 1), scaled - first))
+        (ix, cx, wx, tx), (iy, cy, wy, ty) = block
+        values = self.expected(n)[
+            ix[:, :, None, None, None],
+            wx[:, None, :, None, None],
+            iy[:, None, None, :, None],
+            wy[:, None, None, None, :],
+        ]
+        values = np.einsum("ni,nj,niajb->nab", cx, cy, values)
+        values = (1 - tx)[:, None, None] * values[:, :-1] + tx[:, None, None] * values[:, 1:]
+        values = (1 - ty)[:, None, None] * values[:, :, :-1] + ty[:, None, None] * values[:, :, 1:]
+        q = values + stage.rewards.action
+        if stage.next_cells is not None:  # the crowd part exactly at the particle, not interpolated across cells
+            shifted = grid.dt * (states[:, 2:, None] + grid.dt * grid.accelerations)  # (N, 2, A): dt w
+            cells = [
+                grid.cell_probabilities(states[:, axis, None] + shifted[:, axis], self.model.n_bins) for axis in (0, 1)
+            ]
+            q -= np.einsum("nai,ij,nbj->nab", cells[0], stage.next_cells, cells[1])
+        flat = q.reshape(len(states), -1).argmax(axis=1)
+        rows, columns = np.divmod(flat, n_actions)
+        spacing = grid.accelerations[1] - grid.accelerations[0]
+        particles = np.arange(len(states))
+        accelerations = []
+        for chosen, other, along in ((rows, columns, q), (columns, rows, q.transpose(0, 2, 1))):
+            inner = np.clip(chosen, 1, n_actions - 2)
+            below, above = along[particles, inner - 1, other], along[particles, inner + 1, other]
+            offset, _ = parabola(below, q[particles, rows, columns], above, chosen == inner)
+            accelerations.append(grid.accelerations[chosen] + spacing * offset)
+        return np.stack(accelerations, axis=1)
+
+
+def _cubic_stencil(points: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 4 node indices ``(len(points), 4)`` and their Catmull-Rom weights at each point (clamped at the ends)."""
+    h, last = nodes[1] - nodes[0], len(nodes) - 1
+    scaled = np.clip((points - nodes[0]) / h, 0, last)
+    left = np.minimum(scaled.astype(int), last - 1)
+    t = (scaled - left)[:, None]
+    weights = np.concatenate(
+        [
+            (-(t**3) + 2 * t**2 - t) / 2,
+            (3 * t**3 - 5 * t**2 + 2) / 2,
+            (-3 * t**3 + 4 * t**2 + t) / 2,
+            (t**3 - t**2) / 2,
+        ],
+        axis=1,
+    )
+    return np.clip(left[:, None] + np.arange(-1, 3), 0, last), weights
+
+
+def parabola(
+    below: np.ndarray, center: np.ndarray, above: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum of the parabola through ``(-1, below), (0, center), (1, above)``: its offset in ``[-1/2, 1/2]``
+    and the value it adds, where ``usable`` and concave (else 0, 0)."""
+    curvature = below - 2.0 * center + above
+    ok = usable & (curvature < 0.0)
+    offset = np.clip(np.where(ok, 0.5 * (below - above) / np.where(ok, curvature, -1.0), 0.0), -0.5, 0.5)
+    return offset, np.where(ok, 0.5 * (above - below) * offset + 0.5 * curvature * offset**2, 0.0)
+
+
+def expected_cells(probabilities: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """``E cells[cell(p'_x), cell(p'_y)]`` on ``(P, M, P, M)`` from the per-axis cell probabilities ``(P, M, B)``."""
+    along_x = np.tensordot(probabilities, cells, axes=([2], [0]))  # (P, M, B_y)
+    return np.tensordot(along_x, probabilities, axes=([2], [2]))
+
+
+@dataclass
+class Stage:
+    """Step ``n`` of the dynamic program: its split reward and what ``U_{n+1}`` is made of (``W_{n+1}`` and the
+    crowd part of step ``n + 1``)."""
+
+    rewards: StageRewards
+    next_value: np.ndarray
+    next_cells: np.ndarray | None
+    probabilities: np.ndarray | None
+
+    def expected(self, grid: AxisGrid, crowd: bool = True) -> np.ndarray:
+        """``U_{n+1}(p, w) = E W_{n+1}(p', v') - E D_{n+1}(cell(p'))`` on ``(P, M, P, M)`` (``crowd=False``: its
+        smooth first term alone)."""
+        expected = grid.expect(grid.expect(self.next_value, 0), 2)
+        if crowd and self.next_cells is not None and self.probabilities is not None:
+            expected -= expected_cells(self.probabilities, self.next_cells)
+        return expected
+
+
+def best_over_actions(grid: AxisGrid, expected: np.ndarray, action_reward: np.ndarray) -> np.ndarray:
+    """``max_u [g(u) + U(p, v + dt u)]`` on the nodes, refined between the accelerations per axis by
+    :func:`parabola` (the other axis held)."""
+    r, n_v, n_actions = grid.refinement, len(grid.velocities), action_reward.shape[0]
+    best = np.full(node_shape(grid), -np.inf)
+    chosen = np.zeros(best.shape, dtype=np.int16)
+    candidate, better = np.empty(best.shape), np.empty(best.shape, dtype=bool)
+    span = r * (n_v - 1) + 1
+    for (a, b), reward in np.ndenumerate(action_reward):  # a loop over the accelerations, each on the whole grid
+        np.add(expected[:, a : a + span : r, :, b : b + span : r], reward, out=candidate)
+        np.greater(candidate, best, out=better)
+        np.copyto(best, candidate, where=better)
+        np.copyto(chosen, a * n_actions + b, where=better)
+    rows, columns = np.divmod(chosen, n_actions)
+    px, vx, py, vy = (
+        np.arange(size).reshape([-1 if d == axis else 1 for d in range(4)]) for axis, size in enumerate(best.shape)
+    )
+
+    def q_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return expected[px, vx * r + a, py, vy * r + b] + action_reward[a, b]
+
+    gain = np.zeros(best.shape)
+    for chosen_axis, other, axis in ((rows, columns, 0), (columns, rows, 1)):
+        inner = np.clip(chosen_axis, 1, n_actions - 2)
+        below = q_value(inner - 1, other) if axis == 0 else q_value(other, inner - 1)
+        above = q_value(inner + 1, other) if axis == 0 else q_value(other, inner + 1)
+        gain += parabola(below, best, above, chosen_axis == inner)[1]
+    return best + gain
+
+
+def dp_best_response(
+    model: _CrowdDynamics,
+    mean_fields: Sequence[MeanField],
+    initial_states: np.ndarray,
+    resolution: DPResolution = DEFAULT_RESOLUTION,
+) -> DPPolicy:
+    """The greedy policy of the dynamic program against the frozen ``mean_fields`` ``mu_0..mu_N`` (what the model's
+    reward receives at each step) and its value estimate over ``initial_states`` (see the module docstring)."""
+    walls = isinstance(model, CrowdModel)
+    grid = AxisGrid(model, resolution, walls)
+    probabilities = grid.node_cell_probabilities(model.n_bins) if walls else None
+    value, cells = terminal_reward(model, grid), None
+    stages: list[Stage] = []
+    for n in reversed(range(model.n_steps)):  # a loop over time steps
+        stage = Stage(stage_rewards(model, grid, mean_fields[n]), value, cells, probabilities)
+        value = stage.rewards.state + best_over_actions(grid, stage.expected(grid), stage.rewards.action)
+        cells = stage.rewards.cells
+        stages.append(stage)
+    estimate = initial_value(model, grid, value, cells, initial_states)
+    return DPPolicy(model, grid, stages[::-1], estimate)
+
+
+def initial_value(
+    model: _CrowdDynamics, grid: AxisGrid, value: np.ndarray, cells: np.ndarray | None, states: np.ndarray
+) -> float:
+    """``mean_i V_0(s_i)``: ``W_0`` interpolated (cubic in positions, linear in velocities) at the initial states,
+    minus the crowd part of step 0 at their cells."""
+    ix, cx = _cubic_stencil(states[:, 0], grid.positions)
+    iy, cy = _cubic_stencil(states[:, 1], grid.positions)
+    (jx, jy), (tx, ty) = zip(*(_linear_stencil(states[:, c], grid.velocities) for c in (2, 3)))
+    gathered = value[
+        ix[:, :, None, None, None], jx[:, None, :, None, None], iy[:, None, None, :, None], jy[:, None, None, None, :]
+    ]
+    vx_weights, vy_weights = np.stack([1 - tx, tx], axis=1), np.stack([1 - ty, ty], axis=1)
+    estimate = np.einsum("ni,nj,nk,nl,nijkl->n", cx, vx_weights, cy, vy_weights, gathered)
+    if cells is not None:
+        low, high = model.domain
+        scaled = np.clip(((states[:, :2] - low) * (model.n_bins / (high - low))).astype(int), 0, model.n_bins - 1)
+        estimate = estimate - cells[scaled[:, 0], scaled[:, 1]]
+    return float(np.mean(estimate))
+
+
+def _linear_stencil(points: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2 node indices ``(len(points), 2)`` around each point and its fraction between them (clamped)."""
+    h, last = nodes[1] - nodes[0], len(nodes) - 1
+    scaled = np.clip((points - nodes[0]) / h, 0, last)
+    left = np.minimum(scaled.astype(int), last - 1)
+    return left[:, None] + np.arange(2), scaled - left
+
+
+#: Initial states drawn for a best response's value estimate.
+VALUE_SAMPLE = 10_000
+
+
+def dp_solvable(model: Any) -> bool:
+    """Whether every population of ``model`` (a model or a game model) is a crowd model the dynamic program covers."""
+    members = getattr(model, "populations", (model,))
+    return all(isinstance(member, (CrowdModel, CrowdLQModel)) for member in members)
+
+
+class DPBestResponse:
+    """The ``"dp"`` best-response method of :func:`mfg_envs.nash_gap.crn_nash_gap`: population ``k``'s best response
+    to the frozen flows by :func:`dp_best_response`, valued over ``VALUE_SAMPLE`` initial states drawn as population
+    ``k``'s particles of the replicate (same generator)."""
+
+    fresh_noise = False
+
+    def __init__(self, resolution: DPResolution = DEFAULT_RESOLUTION) -> None:
+        self.resolution = resolution
+
+    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> DPPolicy:
+        model = game.model.populations[population]
+        if not isinstance(model, (CrowdModel, CrowdLQModel)):
+            raise NotImplementedError(
+                f"{type(model).__name__} has no dynamic-programming best response (the crowd models have one)"
+            )
+        n_steps = model.n_steps
+        if len(flows) != len(game.names) or any(len(flow.mean_fields) != n_steps + 1 for flow in flows):
+            raise ValueError(f"flows must hold one flow of {n_steps + 1} steps per population {game.names}")
+        joint = [game.model.joint_mean_field([flow.mean_fields[n] for flow in flows]) for n in range(n_steps + 1)]
+        initial = model.initial_states(VALUE_SAMPLE, population_rngs(seed, len(game.names))[population])
+        return dp_best_response(model, joint, initial, self.resolution)
