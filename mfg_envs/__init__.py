@@ -3,7 +3,8 @@
 ``import mfg_envs`` registers every id with Gymnasium (``gym.make``) and, for the single-population ids,
 its batched N-agent version (``gym.make_vec(env_id, num_envs=N)``); :func:`parallel_env` builds the
 PettingZoo version. Every id is a game of one or several populations (:mod:`mfg_envs.game`);
-:func:`solve_equilibrium` and :func:`exact_nash_gap` answer for the exactly solvable ones.
+:func:`solve_equilibrium` and :func:`exact_nash_gap` answer for the exactly solvable ones; :func:`solve_equilibrium`
+also returns the walled crowds' numerical reference (:mod:`mfg_envs.crowd_equilibrium`).
 """
 
 from __future__ import annotations

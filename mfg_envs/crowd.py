@@ -29,10 +29,11 @@ from mfg_envs.core import (
     check_real,
     check_time_grid,
     check_vector,
+    histogram_moments,
 )
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, gaussian_histogram
-from mfg_envs.rendering import PlaneScene, exact_equilibrium, population_masses
+from mfg_envs.rendering import PlaneScene, exact_equilibrium, numerical_reference_histograms, population_masses
 
 # Axis a of the per-axis state z = (p, v) is (state[a], state[2 + a]); its action is u[a].
 _ACTION_ROWS, _STATE_COLUMNS = [0, 0, 1, 1], [0, 2, 1, 3]
@@ -102,9 +103,8 @@ class _CrowdDynamics(MeanFieldModel):
 
     def render_scene(self, population: Population) -> PlaneScene:
         """Frame: density heat map of the position histogram, particles as dots, the goal (green cross), the
-        walls when positions are bounded, and the exact equilibrium's ``mean +- 2 std`` ellipse when it exists."""
-        equilibrium = exact_equilibrium(self)
-        statistics = None if equilibrium is None else equilibrium.mean_fields[population.step_index]
+        walls when positions are bounded, and the reference equilibrium's ``mean +- 2 std`` ellipse when there is
+        one (:meth:`reference_ellipse`)."""
         return PlaneScene(
             bounds=self.histogram_bounds,
             density=population_masses(population),
@@ -112,8 +112,22 @@ class _CrowdDynamics(MeanFieldModel):
             time=population.time,
             goal=self.goal,
             walls=bool(np.isfinite(self.state_low[:2]).all()),
-            reference=None if statistics is None else (statistics["mean"], np.sqrt(statistics["var"])),
+            reference=self.reference_ellipse(population.step_index),
         )
+
+    def reference_ellipse(self, step: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-axis mean and std of the equilibrium positions at ``step``: the exact law (MFGCrowdLQ-v0), or the
+        binned moments of the numerical reference flow once ``solve_equilibrium`` has cached it (MFGCrowd-v0,
+        :func:`mfg_envs.rendering.numerical_reference_histograms`); ``None`` otherwise."""
+        equilibrium = exact_equilibrium(self)
+        if equilibrium is not None:
+            statistics = equilibrium.mean_fields[step]
+            return statistics["mean"], np.sqrt(statistics["var"])
+        histograms = numerical_reference_histograms(self)
+        if histograms is None:
+            return None
+        means, variances = histogram_moments(histograms[step : step + 1], self.histogram_bounds, self.n_bins)
+        return means[0], np.sqrt(variances[0])
 
 
 class CrowdLQModel(_CrowdDynamics):

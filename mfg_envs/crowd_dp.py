@@ -49,10 +49,10 @@ class DPResolution:
         0 is one of them); ``velocity_step / (dt * their spacing)`` must be a whole number.
     """
 
-    nodes_per_cell: int = 1
-    velocity_step: float = 0.1
+    nodes_per_cell: int = 3
+    velocity_step: float = 0.2
     velocity_range: float = 2.0
-    actions_per_axis: int = 9
+    actions_per_axis: int = 7
 
     def __post_init__(self) -> None:
         check_int("nodes_per_cell", self.nodes_per_cell)
@@ -64,7 +64,12 @@ class DPResolution:
 
 #: The fast default and the reference setting (docs/models.md, "MFGCrowd-v0", gives the refinement study).
 DEFAULT_RESOLUTION = DPResolution()
-REFERENCE_RESOLUTION = DPResolution(nodes_per_cell=2, velocity_step=0.05, velocity_range=2.5, actions_per_axis=17)
+REFERENCE_RESOLUTION = DPResolution(nodes_per_cell=4, velocity_step=0.2, velocity_range=2.4, actions_per_axis=9)
+
+
+#: The grid's values and operators: single precision halves the memory traffic of the maximum over actions
+#: (the values are of order 10-100 and the tolerance 1e-2, far above float32's rounding).
+GRID_DTYPE = np.float32
 
 
 def _whole(value: float, name: str) -> int:
@@ -99,9 +104,9 @@ class AxisGrid:
             + shift * np.arange(self.refinement * (len(self.velocities) - 1) + resolution.actions_per_axis)
         )
         self.noise_std = model.sigma * math.sqrt(dt)
-        self.velocity_mass = self._velocity_mass()
-        self.interpolation, self.to_high, self.to_low = self._position_interpolation()
+        self.velocity_mass = self._velocity_mass().astype(GRID_DTYPE)
         self.zero_velocity = half
+        self.stencil, self.stencil_weights = self._position_stencil()
 
     def _velocity_mass(self) -> np.ndarray:
         """``(M, K)``: probability that ``w + eps`` falls in velocity node ``k``'s cell (edge cells: the tails)."""
@@ -112,41 +117,61 @@ class AxisGrid:
         cdf = normal_cdf((edges[None, :] - self.shifts[:, None]) / self.noise_std)
         return np.diff(cdf, axis=1)
 
-    def _position_interpolation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``T (P, K, P)``: cubic weights of the nodes at ``p_i + dt v_k``; masks of the points past each wall
-        (stopped at the wall with velocity 0; without walls they are read at the edge node)."""
+    def _position_stencil(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(P, K, 4)`` flat indices ``j K + k'`` into a ``(P, K)`` slice and their weights: the cubic stencil of
+        the point ``p_i + dt v_k`` (node ``j``, velocity ``k' = k``), or, past a wall, the wall node with velocity 0
+        (weight 1); without walls a point past the grid reads its edge node."""
+        n_positions, n_velocities = len(self.positions), len(self.velocities)
         target = self.positions[:, None] + self.dt * self.velocities[None, :]
-        to_high, to_low = target > self.positions[-1], target < self.positions[0]
-        if not self.walls:
-            to_high = to_low = np.zeros(target.shape, dtype=bool)
-        weights = _cubic_weights(np.clip(target, self.positions[0], self.positions[-1]).ravel(), self.positions)
-        return weights.reshape(*target.shape, len(self.positions)), to_high, to_low
-
-    def expect(self, values: np.ndarray, axis: int) -> np.ndarray:
-        """``E f(wall(p + dt (w + eps)), w + eps)`` on ``(p_i, w_m)`` for ``f`` on the nodes; ``values`` has the axis'
-        positions at ``axis`` and its velocities at ``axis + 1``; the result has the shifts there instead."""
-        moved = np.moveaxis(values, (axis, axis + 1), (0, 1))
-        inside = np.einsum("ikj,jk...->ik...", self.interpolation, moved)
+        nodes, weights = _cubic_stencil(target.ravel(), self.positions)
+        index = (nodes * n_velocities + np.tile(np.arange(n_velocities), n_positions)[:, None]).reshape(
+            n_positions, n_velocities, 4
+        )
+        weights = weights.reshape(n_positions, n_velocities, 4)
         if self.walls:
-            inside[self.to_high] = moved[-1, self.zero_velocity]
-            inside[self.to_low] = moved[0, self.zero_velocity]
-        expected = np.tensordot(inside, self.velocity_mass, axes=([1], [1]))  # (P, ..., M)
-        return np.moveaxis(expected, (0, -1), (axis, axis + 1))
+            for past, wall in ((target > self.positions[-1], n_positions - 1), (target < self.positions[0], 0)):
+                index[past] = wall * n_velocities + self.zero_velocity
+                weights[past] = (1.0, 0.0, 0.0, 0.0)
+        return index, weights.astype(GRID_DTYPE)
+
+    def expect(self, values: np.ndarray) -> np.ndarray:
+        """``E f(wall(p + dt (w + eps)), w + eps)`` on ``(p_i, w_m, ...)`` for ``f`` on ``(p_j, v_k, ...)`` (this
+        axis' positions and velocities first; the shifted velocities take the velocities' place): the cubic stencil
+        is four gathers of contiguous rows, the velocity masses one matrix product per position."""
+        n_positions, n_velocities = len(self.positions), len(self.velocities)
+        flat = values.reshape(n_positions * n_velocities, -1)
+        inside = np.zeros((n_positions, n_velocities, flat.shape[1]), dtype=values.dtype)
+        term = np.empty_like(inside)
+        for s in range(4):  # the four nodes of the cubic stencil
+            np.take(flat, self.stencil[..., s], axis=0, out=term)
+            term *= self.stencil_weights[..., s, None]
+            inside += term
+        return np.matmul(self.velocity_mass, inside).reshape(n_positions, len(self.shifts), *values.shape[2:])
 
     def cell_probabilities(self, mean: np.ndarray, n_bins: int) -> np.ndarray:
         """``(*mean.shape, n_bins)``: probability that ``mean + dt eps`` lies in each histogram cell (``mean`` the
-        position ``p + dt w``; edge cells take the tails, as the histogram does)."""
-        inner = np.linspace(self.low, self.high, n_bins + 1)[1:-1]
+        position ``p + dt w``; edge cells take the tails, as the histogram does).
+
+        The CDF is evaluated only at the cell edges within ``8`` standard deviations of the mean (beyond, it is 0
+        or 1 to double precision): the crowd part needs millions of these per step."""
+        edges = np.linspace(self.low, self.high, n_bins + 1)[1:-1]
         std = self.dt * self.noise_std
-        cdf = (
-            (inner >= mean[..., None]).astype(float) if std == 0.0 else fast_normal_cdf((inner - mean[..., None]) / std)
-        )
+        cdf = (edges <= mean[..., None]).astype(float)
+        if std > 0.0:
+            width = (self.high - self.low) / n_bins
+            reach = min(n_bins - 1, math.ceil(8.0 * std / width) + 1)
+            first = np.clip(
+                np.floor((mean - self.low) / width).astype(int) - reach, 0, n_bins - 1 - min(2 * reach, n_bins - 1)
+            )
+            near = first[..., None] + np.arange(min(2 * reach, n_bins - 1))
+            np.put_along_axis(cdf, near, fast_normal_cdf((mean[..., None] - edges[near]) / std), axis=-1)
         ones = np.ones((*mean.shape, 1))
-        return np.diff(np.concatenate([0.0 * ones, cdf, ones], axis=-1), axis=-1)
+        return -np.diff(np.concatenate([ones, cdf, 0.0 * ones], axis=-1), axis=-1)
 
     def node_cell_probabilities(self, n_bins: int) -> np.ndarray:
         """``(P, M, n_bins)``: :meth:`cell_probabilities` of every position node and shifted velocity."""
-        return self.cell_probabilities(self.positions[:, None] + self.dt * self.shifts[None, :], n_bins)
+        mean = self.positions[:, None] + self.dt * self.shifts[None, :]
+        return self.cell_probabilities(mean, n_bins).astype(GRID_DTYPE)
 
 
 def fast_normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -169,14 +194,6 @@ def _linear_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     rows = np.arange(len(points))
     weights[rows, left] = 1.0 - frac
     weights[rows, left + 1] += frac
-    return weights
-
-
-def _cubic_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """``(len(points), len(nodes))`` dense form of :func:`_cubic_stencil`."""
-    indices, stencil = _cubic_stencil(points, nodes)
-    weights = np.zeros((len(points), len(nodes)))
-    np.add.at(weights, (np.arange(len(points))[:, None], indices), stencil)
     return weights
 
 
@@ -214,7 +231,7 @@ def stage_rewards(model: _CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Sta
     if isinstance(model, CrowdModel):
         state = -np.sqrt((x - gx) ** 2 + (y - gy) ** 2 + vx**2 + vy**2)
         cells = model.crowd_cost(mean_field).reshape(model.n_bins, model.n_bins)
-        return StageRewards(state, -model.action_cost * np.sqrt(ux**2 + uy**2), cells)
+        return StageRewards(state.astype(GRID_DTYPE), -model.action_cost * np.sqrt(ux**2 + uy**2), cells)
     if isinstance(model, CrowdLQModel):
         spread = mean_field["var"] + model.bandwidth**2
         log_density = sum(
@@ -224,7 +241,7 @@ def stage_rewards(model: _CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Sta
         state = -model.dt * (
             0.5 * model.goal_cost * ((x - gx) ** 2 + (y - gy) ** 2) + model.crowd_aversion * log_density
         )
-        state = np.broadcast_to(state, (len(grid.positions), len(grid.velocities)) * 2)
+        state = np.broadcast_to(state.astype(GRID_DTYPE), (len(grid.positions), len(grid.velocities)) * 2)
         return StageRewards(state, -model.dt * 0.5 * model.control_cost * (ux**2 + uy**2), None)
     raise ValueError(f"the dynamic-programming best response covers the crowd models, not {type(model).__name__}")
 
@@ -236,8 +253,9 @@ def terminal_reward(model: _CrowdDynamics, grid: AxisGrid) -> np.ndarray:
     if isinstance(model, CrowdLQModel):
         gx, gy = model.goal
         goal = model.terminal_goal_cost * ((x - gx) ** 2 + (y - gy) ** 2)
-        return np.broadcast_to(-0.5 * (goal + model.terminal_velocity_cost * (vx**2 + vy**2)), shape).copy()
-    return np.zeros(shape)
+        terminal = -0.5 * (goal + model.terminal_velocity_cost * (vx**2 + vy**2))
+        return np.broadcast_to(terminal, shape).astype(GRID_DTYPE)
+    return np.zeros(shape, dtype=GRID_DTYPE)
 
 
 class DPPolicy:
@@ -283,13 +301,16 @@ class DPPolicy:
             first = scaled.astype(int)
             block.append((nodes, weights, first[:, None] + np.arange(n_actions + 1), scaled - first))
         (ix, cx, wx, tx), (iy, cy, wy, ty) = block
-        values = self.expected(n)[
-            ix[:, :, None, None, None],
-            wx[:, None, :, None, None],
-            iy[:, None, None, :, None],
-            wy[:, None, None, None, :],
-        ]
-        values = np.einsum("ni,nj,niajb->nab", cx, cy, values)
+        expected = self.expected(n)
+        _, n_shifts, n_positions, _ = expected.shape
+        # one flat gather (N, 4, A + 1, 4, A + 1), then the position stencils and the velocity interpolation
+        # contracted by batched products
+        along_x = ((ix[:, :, None] * n_shifts + wx[:, None, :]) * (n_positions * n_shifts)).astype(np.intp)
+        along_y = (iy[:, :, None] * n_shifts + wy[:, None, :]).astype(np.intp)
+        flat = along_x[:, :, :, None, None] + along_y[:, None, None, :, :]
+        values = expected.ravel().take(flat).reshape(len(states), 4, -1)
+        values = np.matmul(cx[:, None, :], values).reshape(len(states), n_actions + 1, 4, n_actions + 1)
+        values = np.matmul(cy[:, None, None, :], values).reshape(len(states), n_actions + 1, n_actions + 1)
         values = (1 - tx)[:, None, None] * values[:, :-1] + tx[:, None, None] * values[:, 1:]
         values = (1 - ty)[:, None, None] * values[:, :, :-1] + ty[:, None, None] * values[:, :, 1:]
         q = values + stage.rewards.action
@@ -298,7 +319,7 @@ class DPPolicy:
             cells = [
                 grid.cell_probabilities(states[:, axis, None] + shifted[:, axis], self.model.n_bins) for axis in (0, 1)
             ]
-            q -= np.einsum("nai,ij,nbj->nab", cells[0], stage.next_cells, cells[1])
+            q -= np.matmul(np.matmul(cells[0], stage.next_cells), cells[1].transpose(0, 2, 1))
         flat = q.reshape(len(states), -1).argmax(axis=1)
         rows, columns = np.divmod(flat, n_actions)
         spacing = grid.accelerations[1] - grid.accelerations[0]
@@ -343,7 +364,7 @@ def parabola(
 
 def expected_cells(probabilities: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """``E cells[cell(p'_x), cell(p'_y)]`` on ``(P, M, P, M)`` from the per-axis cell probabilities ``(P, M, B)``."""
-    along_x = np.tensordot(probabilities, cells, axes=([2], [0]))  # (P, M, B_y)
+    along_x = np.tensordot(probabilities, cells.astype(probabilities.dtype), axes=([2], [0]))  # (P, M, B_y)
     return np.tensordot(along_x, probabilities, axes=([2], [2]))
 
 
@@ -360,7 +381,9 @@ class Stage:
     def expected(self, grid: AxisGrid, crowd: bool = True) -> np.ndarray:
         """``U_{n+1}(p, w) = E W_{n+1}(p', v') - E D_{n+1}(cell(p'))`` on ``(P, M, P, M)`` (``crowd=False``: its
         smooth first term alone)."""
-        expected = grid.expect(grid.expect(self.next_value, 0), 2)
+        # each axis' expectation runs on its leading axes: y first on the transposed values, then x
+        along_y = grid.expect(np.ascontiguousarray(self.next_value.transpose(2, 3, 0, 1)))  # (P_y, M_y, P_x, K_x)
+        expected = grid.expect(np.ascontiguousarray(along_y.transpose(2, 3, 0, 1)))  # (P_x, M_x, P_y, M_y)
         if crowd and self.next_cells is not None and self.probabilities is not None:
             expected -= expected_cells(self.probabilities, self.next_cells)
         return expected
@@ -370,9 +393,10 @@ def best_over_actions(grid: AxisGrid, expected: np.ndarray, action_reward: np.nd
     """``max_u [g(u) + U(p, v + dt u)]`` on the nodes, refined between the accelerations per axis by
     :func:`parabola` (the other axis held)."""
     r, n_v, n_actions = grid.refinement, len(grid.velocities), action_reward.shape[0]
-    best = np.full(node_shape(grid), -np.inf)
+    action_reward = action_reward.astype(expected.dtype)
+    best = np.full(node_shape(grid), -np.inf, dtype=expected.dtype)
     chosen = np.zeros(best.shape, dtype=np.int16)
-    candidate, better = np.empty(best.shape), np.empty(best.shape, dtype=bool)
+    candidate, better = np.empty_like(best), np.empty(best.shape, dtype=bool)
     span = r * (n_v - 1) + 1
     for (a, b), reward in np.ndenumerate(action_reward):  # a loop over the accelerations, each on the whole grid
         np.add(expected[:, a : a + span : r, :, b : b + span : r], reward, out=candidate)
@@ -387,7 +411,7 @@ def best_over_actions(grid: AxisGrid, expected: np.ndarray, action_reward: np.nd
     def q_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return expected[px, vx * r + a, py, vy * r + b] + action_reward[a, b]
 
-    gain = np.zeros(best.shape)
+    gain = np.zeros_like(best)
     for chosen_axis, other, axis in ((rows, columns, 0), (columns, rows, 1)):
         inner = np.clip(chosen_axis, 1, n_actions - 2)
         below = q_value(inner - 1, other) if axis == 0 else q_value(other, inner - 1)
@@ -406,6 +430,11 @@ def dp_best_response(
     reward receives at each step) and its value estimate over ``initial_states`` (see the module docstring)."""
     walls = isinstance(model, CrowdModel)
     grid = AxisGrid(model, resolution, walls)
+    if len(mean_fields) != model.n_steps + 1:
+        raise ValueError(
+            f"mean_fields must hold the n_steps + 1 = {model.n_steps + 1} mean fields mu_0..mu_N, "
+            f"got {len(mean_fields)}"
+        )
     probabilities = grid.node_cell_probabilities(model.n_bins) if walls else None
     value, cells = terminal_reward(model, grid), None
     stages: list[Stage] = []

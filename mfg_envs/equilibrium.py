@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from mfg_envs.core import (
     MeanFieldModel,
     Population,
     PopulationFlow,
+    PopulationPolicy,
     gaussian_smoothing,
     histogram,
     histogram_moments,
@@ -152,15 +153,18 @@ class AffinePolicy:
 class Equilibrium:
     """The exact mean field equilibrium of a model.
 
-    ``policy`` maps batched observations to normalized actions (usable as a population policy);
-    ``expected_return = -J*``; ``mean_fields[n]`` are the exact statistics of the equilibrium flow
-    (``n = 0..N``) and ``histograms[n]`` the exact law of the histogrammed quantity on the env's grid.
+    ``policy`` maps batched observations to normalized actions (usable as a population policy; an
+    :class:`AffinePolicy` for every exact solution); ``expected_return = -J*``; ``mean_fields[n]`` are the exact
+    statistics of the equilibrium flow (``n = 0..N``) and ``histograms[n]`` the exact law of the histogrammed
+    quantity on the env's grid. ``numerical`` is false: the subclass
+    :class:`mfg_envs.crowd_equilibrium.NumericalEquilibrium` (the walled crowd's reference) sets it.
     """
 
-    policy: AffinePolicy
+    policy: PopulationPolicy
     expected_return: float
     mean_fields: tuple[MeanField, ...]
     histograms: np.ndarray
+    numerical: ClassVar[bool] = False
 
     @property
     def flow(self) -> PopulationFlow:
@@ -198,12 +202,14 @@ class BestResponse:
 @dataclass(frozen=True)
 class GameEquilibrium:
     """The exact equilibrium of a multi-population game: per population its policy, its return ``-J^k*`` and its
-    exact flow (histograms)."""
+    exact flow (histograms). ``numerical`` as for :class:`Equilibrium` (the two walled crowds' reference:
+    :class:`mfg_envs.crowd_equilibrium.NumericalGameEquilibrium`)."""
 
     names: tuple[str, ...]
-    policies: tuple[AffinePolicy, ...]
+    policies: tuple[PopulationPolicy, ...]
     expected_returns: tuple[float, ...]
     flows: tuple[PopulationFlow, ...]
+    numerical: ClassVar[bool] = False
 
     def flows_for(self, env: Any) -> tuple[PopulationFlow, ...]:
         """The equilibrium flows in ``env``'s population representation (histogram, KDE or moments)."""
@@ -212,10 +218,20 @@ class GameEquilibrium:
 
 
 def solve_equilibrium(env: Any) -> Equilibrium | GameEquilibrium:
-    """The exact equilibrium of ``env`` (a ``gym.make`` env, wrappers included, a front end or a core):
-    an :class:`Equilibrium` for one population, a :class:`GameEquilibrium` for several. ``NotImplementedError``
-    when the model has no exact solution."""
+    """The equilibrium of ``env`` (a ``gym.make`` env, wrappers included, a front end or a core): an
+    :class:`Equilibrium` for one population, a :class:`GameEquilibrium` for several.
+
+    Exact for the exactly solvable models (:func:`mfg_envs.game.exactly_solvable`, ``numerical`` false). The walled
+    crowds (``MFGCrowd-v0``, ``MFGCrowdMulti-v0``, :func:`mfg_envs.crowd_equilibrium.has_reference`) get their
+    numerical reference (``numerical`` true): read from the disk cache, else computed (tens of minutes at the defaults)
+    and cached (:func:`mfg_envs.crowd_equilibrium.solve_reference`). ``NotImplementedError`` for any other model.
+    """
+    # crowd_equilibrium builds on this module's result types: imported here, where it is used
+    from mfg_envs.crowd_equilibrium import has_reference, solve_reference
+
     model = game_of(env).model
-    if not exactly_solvable(model):
-        raise NotImplementedError(f"{model_name(model)} has no exact equilibrium; estimate its Nash gap by RL")
-    return model.solve_equilibrium()  # type: ignore[attr-defined]
+    if exactly_solvable(model):
+        return model.solve_equilibrium()  # type: ignore[attr-defined]
+    if has_reference(model):
+        return solve_reference(model)
+    raise NotImplementedError(f"{model_name(model)} has no exact equilibrium; estimate its Nash gap by RL")

@@ -10,7 +10,8 @@ arrays from a simulation: the states and histograms of every step of one episode
 - :func:`plot_moment_flows`: mean and variance of the histogrammed quantity against time, vs exact;
 - :func:`plot_policy_slices`: action against one state coordinate at a few times, learned vs exact;
 - :func:`animate_crowd`: a GIF of the particles walking to the goal (matplotlib's ``PillowWriter``);
-- :func:`write_population_figures`: all of the above for one policy on one env, exact overlays included.
+- :func:`write_population_figures`: all of the above for one policy on one env, reference overlays included
+  (:func:`reference_equilibrium`: the exact equilibrium, or the walled crowd's cached numerical reference).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
-from mfg_envs.core import Population, PopulationPolicy, histogram_moments
+from mfg_envs.core import MeanFieldModel, Population, PopulationPolicy, histogram_moments
+from mfg_envs.crowd_equilibrium import NumericalEquilibrium, cached_reference, has_reference
+from mfg_envs.equilibrium import Equilibrium
 from mfg_envs.game import Game, rollout
 from mfg_envs.rendering import exact_equilibrium
 
@@ -163,8 +166,10 @@ def plot_moment_flows(
     exact_variances: np.ndarray | None = None,
     axis_names: Sequence[str] = ("",),
     title: str = "mean and variance flows",
+    reference_label: str = "exact",
 ) -> Path:
-    """Mean and variance ``(T, d)`` against ``times`` (``(T,)``), simulated (solid) and exact (dashed), per axis."""
+    """Mean and variance ``(T, d)`` against ``times`` (``(T,)``), simulated (solid) and of the reference (dashed,
+    labelled ``reference_label``: the exact equilibrium, or a numerical reference), per axis."""
     means, variances = np.atleast_2d(means.T).T, np.atleast_2d(variances.T).T
     figure = Figure(figsize=(10.0, 3.6), layout="constrained")
     mean_ax, var_ax = figure.subplots(1, 2)
@@ -175,8 +180,8 @@ def plot_moment_flows(
         if exact_means is not None:
             assert exact_variances is not None, "exact_means and exact_variances go together"
             style = {**EXACT_STYLE, "color": mean_ax.lines[-1].get_color()} if len(axis_names) > 1 else EXACT_STYLE
-            mean_ax.plot(times, np.atleast_2d(exact_means.T).T[:, axis], **style, label=f"exact{suffix}")
-            var_ax.plot(times, np.atleast_2d(exact_variances.T).T[:, axis], **style, label=f"exact{suffix}")
+            mean_ax.plot(times, np.atleast_2d(exact_means.T).T[:, axis], **style, label=f"{reference_label}{suffix}")
+            var_ax.plot(times, np.atleast_2d(exact_variances.T).T[:, axis], **style, label=f"{reference_label}{suffix}")
     mean_ax.set(xlabel="time t", title="mean")
     var_ax.set(xlabel="time t", title="variance")
     for ax in (mean_ax, var_ax):
@@ -196,18 +201,18 @@ def plot_policy_slices(
     ylabel: str = "action",
     title: str = "policy",
     label: str = "learned",
+    reference_label: str = "exact",
 ) -> Path:
     """Actions ``(S, G)`` along a state coordinate ``grid`` (``(G,)`` or ``(S, G)``) at times ``times`` (``(S,)``):
-    the policy named ``label`` (solid) and the exact one (dashed, same colour)."""
+    the policy named ``label`` (solid) and the reference one named ``reference_label`` (dashed, same colour)."""
     grid = np.broadcast_to(grid, np.shape(learned))
     figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = figure.subplots()
     for s, t in enumerate(times):
         ax.plot(grid[s], learned[s], label=f"{label}, t = {t:.2f}")
         if exact is not None:
-            ax.plot(
-                grid[s], exact[s], **{**EXACT_STYLE, "color": ax.lines[-1].get_color()}, label=f"exact, t = {t:.2f}"
-            )
+            style = {**EXACT_STYLE, "color": ax.lines[-1].get_color()}
+            ax.plot(grid[s], exact[s], **style, label=f"{reference_label}, t = {t:.2f}")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2)
@@ -278,6 +283,27 @@ def policy_slices(
     return np.stack(grids), [np.stack(rows) for rows in actions]
 
 
+def reference_equilibrium(model: MeanFieldModel) -> Equilibrium | None:
+    """What the figures compare against: the exact equilibrium (:func:`mfg_envs.rendering.exact_equilibrium`), else
+    the walled crowd's numerical reference when the disk cache holds it (its policy recomputed by one dp solve;
+    never solved here, as that takes minutes: ``mfg_envs.solve_equilibrium(env)`` solves and caches it), else
+    ``None``."""
+    equilibrium = exact_equilibrium(model)
+    if equilibrium is None and has_reference(model):
+        reference = cached_reference(model)
+        return reference if isinstance(reference, NumericalEquilibrium) else None
+    return equilibrium
+
+
+def position_ellipses(equilibrium: Equilibrium, model: MeanFieldModel) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per step, the per-axis mean and std of the equilibrium positions: the exact law's (its mean fields), or
+    the binned moments of a numerical reference's histograms (its mean fields are densities per cell)."""
+    if equilibrium.numerical:
+        means, variances = histogram_moments(equilibrium.histograms, model.histogram_bounds, model.n_bins)
+        return list(zip(means, np.sqrt(variances)))
+    return [(mf["mean"], np.sqrt(mf["var"])) for mf in equilibrium.mean_fields]
+
+
 def write_population_figures(
     env_id: str,
     population: Population,
@@ -290,15 +316,17 @@ def write_population_figures(
     """Simulate ``policy`` on ``population`` for one episode and write its figures into ``out_dir``.
 
     Files: ``population_flow.png`` (1-D models: histogram against time beside the exact flow) or
-    ``crowd_snapshots.png`` and ``crowd.gif`` (the crowds), ``moment_flows.png`` (mean and variance vs exact)
-    and ``policy.png`` (action along state coordinate 0, vs the exact equilibrium policy when it exists).
-    The exact overlays come from ``model.solve_equilibrium()`` when the model has one.
+    ``crowd_snapshots.png`` and ``crowd.gif`` (the crowds), ``moment_flows.png`` (mean and variance vs the
+    reference) and ``policy.png`` (action along state coordinate 0, vs the reference equilibrium policy).
+    The reference is :func:`reference_equilibrium`'s: the exact equilibrium when the model has one, else the walled
+    crowd's numerical reference when the disk cache holds it (labelled "numerical reference"), else none.
     """
     out_dir = Path(out_dir)
     model = population.model
     state_labels, action_labels, quantity = LABELS.get(env_id, (("state 0",), ("action 0",), "population"))
     record = record_population(population, policy, seed)
-    equilibrium = exact_equilibrium(model)
+    equilibrium = reference_equilibrium(model)
+    reference = "numerical reference" if equilibrium is not None and equilibrium.numerical else "exact"
     exact_histograms = None if equilibrium is None else equilibrium.histograms
     bounds, n_bins = model.histogram_bounds, model.n_bins
     # action histograms (price, resource) exist from step 1 on; step 0 shows a placeholder
@@ -319,9 +347,7 @@ def write_population_figures(
             )
         )
     else:
-        ellipses = None
-        if equilibrium is not None:
-            ellipses = [(mf["mean"], np.sqrt(mf["var"])) for mf in equilibrium.mean_fields]
+        ellipses = None if equilibrium is None else position_ellipses(equilibrium, model)
         goal = getattr(model, "goal", None)
         paths.append(
             plot_crowd_snapshots(
@@ -331,7 +357,7 @@ def write_population_figures(
                 record.states[:, :, :2],
                 goal,
                 exact_ellipses=ellipses,
-                title=f"{env_id}: crowd density ({name}; orange: exact equilibrium mean +- 2 std)",
+                title=f"{env_id}: crowd density ({name}; orange: {reference} equilibrium mean +- 2 std)",
             )
         )
         if animate:
@@ -353,6 +379,7 @@ def write_population_figures(
             exact_moments[1],
             axis_names=("x", "y") if bounds.shape[0] == 2 else ("",),
             title=f"{env_id}: moments of the {quantity} histogram ({name})",
+            reference_label=reference,
         )
     )
     slice_steps = np.unique(np.linspace(0, model.n_steps - 1, 4).round().astype(int))
@@ -367,8 +394,9 @@ def write_population_figures(
             None if equilibrium is None else actions[1],
             xlabel=f"{state_labels[0]} (other coordinates at the population mean)",
             ylabel=action_labels[0],
-            title=f"{env_id}: {name}" + ("" if equilibrium is None else " vs exact equilibrium (dashed)"),
+            title=f"{env_id}: {name}" + ("" if equilibrium is None else f" vs {reference} equilibrium (dashed)"),
             label=name,
+            reference_label=reference,
         )
     )
     return paths

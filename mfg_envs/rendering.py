@@ -88,8 +88,8 @@ class HistogramScene:
 class PlaneScene:
     """Positions in the square ``bounds`` (``(2, 2)``): ``density`` cell masses (``(n_bins**2,)``, C order,
     ``x`` slowest) as a heat map, ``particles`` ``(M, 2)`` as dots, the ``goal`` as a green cross, walls
-    as a thick border. ``reference = (mean, std)`` per axis draws the ellipse ``mean +- 2 std`` of an
-    exact Gaussian law in orange."""
+    as a thick border. ``reference = (mean, std)`` per axis draws the ellipse ``mean +- 2 std`` of the reference
+    equilibrium's positions in orange (an exact Gaussian law, or the numerical reference's binned moments)."""
 
     bounds: np.ndarray
     density: np.ndarray
@@ -116,6 +116,27 @@ def exact_equilibrium(model: MeanFieldModel) -> Equilibrium | None:
             with contextlib.suppress(ValueError, RuntimeError):  # no equilibrium at these parameters
                 _EQUILIBRIA[model] = model.solve_equilibrium()  # type: ignore[attr-defined]
     return _EQUILIBRIA[model]
+
+
+_REFERENCE_HISTOGRAMS: weakref.WeakKeyDictionary[MeanFieldModel, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def numerical_reference_histograms(model: MeanFieldModel) -> np.ndarray | None:
+    """The cell masses per step ``(N+1, n_bins**d)`` of the numerical reference flow of a model that has one (the
+    walled crowd, :mod:`mfg_envs.crowd_equilibrium`) when the disk cache holds it, else ``None``.
+
+    Never computed here (that takes minutes): ``mfg_envs.solve_equilibrium(env)`` computes and caches it, and every
+    frame drawn after that finds it. A found flow is kept per model (weakly keyed, as :func:`exact_equilibrium`).
+    """
+    if model not in _REFERENCE_HISTOGRAMS:
+        # crowd_equilibrium imports the models, which import this module: imported here, where it is used
+        from mfg_envs.crowd_equilibrium import cached_reference_flows, has_reference
+
+        flows = cached_reference_flows(model) if has_reference(model) else None
+        if flows is None:
+            return None
+        _REFERENCE_HISTOGRAMS[model] = flows[0].population.astype(float)
+    return _REFERENCE_HISTOGRAMS[model]
 
 
 def population_masses(population: Population) -> np.ndarray:

@@ -5,7 +5,7 @@
 - resolving: :func:`resolve_config` turns the parsed command line into the run's plain-data configuration
   (saved as ``config.yaml``): the config's ``hyperparams[env_id]`` (or ``default``), then, in self-play, its
   ``self_play[env_id]`` overrides, then ``--hyperparams`` and the flags; the config's Nash-gap and monitor
-  callbacks check at least :data:`MIN_CHECKS` times per run (:func:`adapt_check_freqs`);
+  callbacks check at least :data:`MIN_CHECKS` times per run (:func:`adapt_check_freqs`; dp gaps keep their period);
 - building: :func:`build` (one population: env, model, callbacks) and :func:`build_trainer` (several
   populations: a :class:`~sb3_meanfield.training.MultiPopulationTrainer` and callbacks) from a resolved
   configuration.
@@ -81,7 +81,8 @@ MULTI_KEYS = ("switch_freq",)
 #: Learning particles per population of a multi-population id when neither the config nor a flag says.
 MULTI_N_LEARNERS = 64
 #: Fewest Nash-gap checks and monitor checks of a run: the config's ``eval_freq`` / ``check_freq`` (env steps)
-#: are capped at ``env steps of the run // MIN_CHECKS``, but not below one episode (:func:`adapt_check_freqs`).
+#: are capped at ``env steps of the run // MIN_CHECKS``, but not below one episode (:func:`adapt_check_freqs`;
+#: dp Nash-gap checks keep their period).
 MIN_CHECKS = 10
 
 
@@ -256,7 +257,8 @@ def adapt_check_freqs(entries: list[Any], env_steps: int, episode: int = 1) -> l
     """The callback entries with the checking period of every Nash-gap callback (``eval_freq``) and convergence
     monitor (``check_freq``) capped at ``max(env_steps // MIN_CHECKS, episode)``: a run of ``env_steps`` env steps (of
     its VecEnv, or of the game for several populations) gets :data:`MIN_CHECKS` checks however short it is, but
-    checks at most once per ``episode`` env steps (an episode's length)."""
+    checks at most once per ``episode`` env steps (an episode's length). A dp Nash-gap callback keeps its period: its
+    check costs grid solves whatever the run's length (a short run gets none; its final evaluation has the gap)."""
     cap = max(env_steps // MIN_CHECKS, episode, 1)
     adapted = []
     for entry in entries:
@@ -268,9 +270,9 @@ def adapt_check_freqs(entries: list[Any], env_steps: int, episode: int = 1) -> l
         bases = [
             base for base in (NashGapCallback, MeanFieldMonitor) if isinstance(cls, type) and issubclass(cls, base)
         ]
-        if bases:
+        kwargs = dict(entry[name] or {}) if bases and isinstance(entry, dict) else {}
+        if bases and kwargs.get("method") != "dp":
             key = "eval_freq" if bases[0] is NashGapCallback else "check_freq"
-            kwargs = dict(entry[name] or {}) if isinstance(entry, dict) else {}
             period = kwargs.get(key, inspect.signature(bases[0]).parameters[key].default)
             if isinstance(period, int) and period > cap:
                 entry = {name: {**kwargs, key: cap}}

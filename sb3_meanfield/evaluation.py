@@ -12,11 +12,17 @@ replicates are :func:`mfg_envs.nash_gap.crn_nash_gap`; the best response is a me
   response worse).
 
 A new method is one class with the :class:`mfg_envs.nash_gap.BestResponder` interface and one entry of
-:data:`METHODS`.
+:data:`METHODS`. :func:`gap_method` says which method a game has (exact, else dp, else none but the RL bound);
+the relative gap's scale, the neutral policy's gap, depends on the game only and is computed once
+(:func:`neutral_gaps`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -26,10 +32,21 @@ from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mfg_envs.core import PopulationFlow, PopulationPolicy
+from mfg_envs.core import MeanFieldModel, PopulationFlow, PopulationPolicy
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPBestResponse, DPResolution, dp_solvable
-from mfg_envs.game import Game, Policies, exactly_solvable, game_of, ghost_game, model_name, population_rngs, rollout
-from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap
+from mfg_envs.game import (
+    Game,
+    GameModel,
+    Policies,
+    exactly_solvable,
+    game_of,
+    ghost_game,
+    model_name,
+    neutral_policies,
+    population_rngs,
+    rollout,
+)
+from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap, replicate_gaps
 from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv, check_model_spaces
 
 
@@ -165,6 +182,71 @@ def check_method(method: str) -> str:
     return method
 
 
+def gap_method(game: Any) -> str | None:
+    """THE answer to "which best response gives this game's Nash gap?": ``"exact"`` where the model has exact best
+    responses (:func:`~mfg_envs.game.exactly_solvable`), else ``"dp"`` where the crowd dynamic program covers it
+    (:func:`mfg_envs.crowd_dp.dp_solvable`), else ``None`` (only ``"rl"``'s lower bound, a training, which no default
+    pays for). ``game``: a model or game, its class (built with its default keywords), or anything
+    :func:`~mfg_envs.game.game_of` accepts."""
+    if exactly_solvable(game):
+        return "exact"
+    if isinstance(game, type):
+        model = game()
+    else:
+        model = game if isinstance(game, (MeanFieldModel, GameModel)) else game_of(game).model
+    return "dp" if dp_solvable(model) else None
+
+
+def fit_resolution(resolution: DPResolution, model: Any) -> DPResolution:
+    """``resolution`` on the crowd ``model`` (or game model): as it is where its velocity step is a whole multiple of
+    the velocity shift between two accelerations, ``dt * 2 action_bound / (actions_per_axis - 1)``, as the dynamic
+    program requires (the shipped crowds, ``dt = 0.1``, and the default grids); else with its velocity step rounded
+    to the nearest such multiple (at least one) and its velocity range to a multiple of that step."""
+    member = getattr(model, "populations", (model,))[0]
+    shift = member.dt * 2 * member.action_bound / (resolution.actions_per_axis - 1)
+    step = max(1, round(resolution.velocity_step / shift)) * shift
+    if math.isclose(step, resolution.velocity_step, rel_tol=1e-9):
+        return resolution
+    span = max(1, round(resolution.velocity_range / step)) * step
+    return dataclasses.replace(resolution, velocity_step=step, velocity_range=span)
+
+
+#: Methods whose neutral-policy gap depends on the game alone (an RL best response also depends on its template
+#: and budget): :func:`nash_gap` takes it from :func:`neutral_gaps`.
+CACHED_METHODS = ("exact", "dp")
+
+
+@functools.lru_cache(maxsize=32)
+def neutral_gaps(
+    model: bytes,
+    representation: str,
+    kde_bandwidth: float,
+    method: str,
+    n_particles: int,
+    seed: int,
+    dp: DPResolution | None,
+) -> tuple[float, ...]:
+    """Per population, the gap by ``method`` when every population plays the neutral policy (normalized action 0):
+    the relative gap's scale, one replicate of seed ``seed`` as :func:`mfg_envs.nash_gap.crn_nash_gap` computes it.
+
+    Cached (least recently used, 32 entries) on the game's pickled model (its parameters), representation, and
+    ``method``, ``n_particles``, ``seed`` and the dp grid ``dp`` (``None`` for the other methods): a callback that
+    checks the gap during training computes it once (a dp gap of the crowd: one grid solve per population)."""
+    game = Game(pickle.loads(model), n_particles, representation, kde_bandwidth)
+    responder = METHODS[method]([None] * len(game.names), {"dp_resolution": dp})
+    gaps = replicate_gaps(game, neutral_policies(game.model), responder, n_particles, seed)[:, 0]
+    return tuple(float(gap) for gap in gaps)
+
+
+def with_relative_gaps(result: NashGap, scale: Sequence[float]) -> NashGap:
+    """``result`` with population ``k``'s ``relative_gap = gap / scale[k]`` (numpy division: 0 gives inf or NaN)."""
+    gaps = {
+        name: dataclasses.replace(gap, relative_gap=float(np.float64(gap.gap) / np.float64(value)))
+        for (name, gap), value in zip(result.gaps.items(), scale)
+    }
+    return NashGap(gaps, result.method, result.n_replicates)
+
+
 AnyPolicy = BaseAlgorithm | PopulationPolicy
 
 
@@ -179,7 +261,7 @@ def nash_gap(
     rl_timesteps: int = 320_000,
     rl_kwargs: dict[str, Any] | None = None,
     rl_template: BaseAlgorithm | None = None,
-    dp_resolution: DPResolution = DEFAULT_RESOLUTION,
+    dp_resolution: DPResolution | None = None,
 ) -> NashGap:
     """The Nash gap of ``policy`` on ``env``: one :class:`mfg_envs.NashGap` (per population ``gaps[name]``; as
     attributes the largest gap and its figures, with standard errors over ``n_replicates`` replicates).
@@ -191,10 +273,13 @@ def nash_gap(
         responses) or ``"rl"`` (a best response per population trained for ``rl_timesteps`` transitions of 64
         agents, ``rl_kwargs`` to its algorithm, e.g. ``n_learners``; the algorithm is the population's model's,
         else ``rl_template``'s): a lower bound; or ``"dp"`` on the crowd models (a dynamic-programming best response
-        on the grid ``dp_resolution``, :mod:`mfg_envs.crowd_dp`; ``NotImplementedError`` for other models; each
-        population's ``value_estimate`` is the solver's own value beside the simulated return).
+        on the grid ``dp_resolution``, :mod:`mfg_envs.crowd_dp`, one grid solve per population and replicate; by
+        default :data:`~mfg_envs.crowd_dp.DEFAULT_RESOLUTION` fitted to the model's time step, :func:`fit_resolution`;
+        ``NotImplementedError`` for other models; each population's ``value_estimate`` is the solver's own value
+        beside the simulated return). :func:`gap_method` names the game's method.
     :param relative: also divide each gap by that population's gap when every population plays the neutral
-        policy (normalized action 0), with the same method.
+        policy (normalized action 0), with the same method (``"exact"``, ``"dp"``: computed once per game and
+        settings, :func:`neutral_gaps`).
     """
     check_method(method)
     game = game_of(env)
@@ -205,11 +290,56 @@ def nash_gap(
     # policies_in_order only validates the container and reorders it: SB3 models pass through like callables
     chosen = game.policies_in_order(cast("Policies", [policy] if isinstance(policy, BaseAlgorithm) else policy))
     templates = [p if isinstance(p, BaseAlgorithm) else rl_template for p in chosen]
-    options = {"rl_timesteps": rl_timesteps, "rl_kwargs": rl_kwargs or {}, "dp_resolution": dp_resolution}
+    resolution = None
+    if method == "dp":
+        resolution = fit_resolution(DEFAULT_RESOLUTION, game.model) if dp_resolution is None else dp_resolution
+    options = {"rl_timesteps": rl_timesteps, "rl_kwargs": rl_kwargs or {}, "dp_resolution": resolution}
     policies = [as_policy(p, game, k) for k, p in enumerate(chosen)]
-    return crn_nash_gap(
-        game, policies, lambda: METHODS[method](templates, options), method, n_particles, seed, relative, n_replicates
+    cached = relative and method in CACHED_METHODS
+    result = crn_nash_gap(
+        game,
+        policies,
+        lambda: METHODS[method](templates, options),
+        method,
+        n_particles,
+        seed,
+        relative and not cached,
+        n_replicates,
     )
+    if not cached:
+        return result
+    model = pickle.dumps(game.model)
+    scale = neutral_gaps(model, game.representation, game.kde_bandwidth, method, n_particles, seed, resolution)
+    return with_relative_gaps(result, scale)
+
+
+#: The coarse grid of the dp checks during training (:class:`NashGapCallback`), every field given: one position node
+#: per cell edge, velocities in ``[-2, 2]`` by 0.2, 5 accelerations per axis.
+TRAINING_RESOLUTION = DPResolution(nodes_per_cell=1, velocity_step=0.2, velocity_range=2.0, actions_per_axis=5)
+#: :class:`NashGapCallback`'s defaults by method (where not listed, :func:`nash_gap`'s: 10,000 particles, 4
+#: replicates): a dp gap solves one grid per population and replicate whatever the particles, so a check during
+#: training takes 1,000 particles, 2 replicates and :data:`TRAINING_RESOLUTION` (6 s of CPU per check on
+#: ``MFGCrowd-v0``, docs/sb3_meanfield.md).
+CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dp": {"n_particles": 1000, "n_replicates": 2, "dp_resolution": TRAINING_RESOLUTION},
+}
+
+
+def check_defaults(method: str) -> dict[str, Any]:
+    """``n_particles``, ``n_replicates`` and ``dp_resolution`` of a :class:`NashGapCallback` of ``method`` that
+    leaves them unset: :data:`CHECK_DEFAULTS`, else :func:`nash_gap`'s."""
+    defaults: dict[str, Any] = {"n_particles": 10_000, "n_replicates": 4, "dp_resolution": DEFAULT_RESOLUTION}
+    return defaults | CHECK_DEFAULTS.get(check_method(method), {})
+
+
+def as_resolution(value: DPResolution | Mapping[str, Any]) -> DPResolution:
+    """A :class:`~mfg_envs.crowd_dp.DPResolution`, or one from a mapping of its fields (a YAML entry's)."""
+    if isinstance(value, DPResolution):
+        return value
+    fields = tuple(field.name for field in dataclasses.fields(DPResolution))
+    if not isinstance(value, Mapping) or not set(value) <= set(fields):
+        raise ValueError(f"dp_resolution must be a DPResolution or a mapping of some of {fields}, got {value!r}")
+    return DPResolution(**value)
 
 
 class NashGapCallback(BaseCallback):
@@ -220,27 +350,35 @@ class NashGapCallback(BaseCallback):
     populations, the same keys per population as ``<key>/<name>``; then dumps the logger at that step.
     ``history`` keeps ``(num_timesteps, NashGap)``. The policies are the trainer's models (a
     :class:`~sb3_meanfield.training.MultiPopulationTrainer`), else the model for its population and the current
-    population policies of the others. All keywords are scalars, so an rl_zoo3 YAML entry
-    ``sb3_meanfield.NashGapCallback: {eval_freq: 5000}`` builds it.
+    population policies of the others. ``n_particles``, ``n_replicates`` and ``dp_resolution`` default to
+    :data:`CHECK_DEFAULTS` for the method, else to :func:`nash_gap`'s (``method="dp"``: a coarser grid, fewer
+    particles and replicates than a final evaluation); the neutral policy's gap is computed once
+    (:func:`neutral_gaps`). All keywords are plain data, so an rl_zoo3 YAML entry
+    ``sb3_meanfield.NashGapCallback: {eval_freq: 5000, method: dp}`` builds it (``dp_resolution`` as a mapping of
+    :class:`~mfg_envs.crowd_dp.DPResolution`'s fields; fitted to the model's time step, :func:`fit_resolution`).
     """
 
     def __init__(
         self,
         eval_freq: int = 5_000,
         method: str = "exact",
-        n_particles: int = 10_000,
+        n_particles: int | None = None,
         seed: int = 0,
         rl_timesteps: int = 320_000,
-        n_replicates: int = 4,
+        n_replicates: int | None = None,
         relative: bool = True,
+        dp_resolution: DPResolution | Mapping[str, Any] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         if eval_freq < 1:
             raise ValueError(f"eval_freq must be an integer >= 1, got {eval_freq!r}")
-        self.eval_freq, self.method, self.n_particles = eval_freq, check_method(method), n_particles
-        self.eval_seed, self.rl_timesteps = seed, rl_timesteps
-        self.n_replicates, self.relative = n_replicates, relative
+        defaults = check_defaults(method)
+        self.eval_freq, self.method, self.eval_seed, self.rl_timesteps = eval_freq, method, seed, rl_timesteps
+        self.n_particles = defaults["n_particles"] if n_particles is None else n_particles
+        self.n_replicates = defaults["n_replicates"] if n_replicates is None else n_replicates
+        self.dp_resolution = as_resolution(defaults["dp_resolution"] if dp_resolution is None else dp_resolution)
+        self.relative = relative
         self.history: list[tuple[int, NashGap]] = []
 
     def _on_step(self) -> bool:
@@ -260,6 +398,7 @@ class NashGapCallback(BaseCallback):
     def evaluate(self) -> NashGap:
         game, policies = self.current_policies()
         template = self.model if isinstance(self.model, BaseAlgorithm) else None
+        resolution = fit_resolution(self.dp_resolution, game.model) if self.method == "dp" else None
         result = nash_gap(
             policies,
             game,
@@ -270,6 +409,7 @@ class NashGapCallback(BaseCallback):
             n_replicates=self.n_replicates,
             rl_timesteps=self.rl_timesteps,
             rl_template=template,
+            dp_resolution=resolution,
         )
         self.history.append((self.num_timesteps, result))
         scopes = [("", result)] + (
@@ -283,7 +423,8 @@ class NashGapCallback(BaseCallback):
             self.logger.record(f"mfg/policy_return{suffix}", figures.policy_return)
         self.logger.dump(self.num_timesteps)
         if self.verbose:
-            print(f"step {self.num_timesteps}: Nash gap {result.gap:.4g} (relative {result.relative_gap:.4g})")
+            gap, relative = f"{result.gap:.4g}", f"{result.relative_gap:.4g}"
+            print(f"step {self.num_timesteps}: {self.method} Nash gap {gap} (relative {relative})")
         return result
 
 

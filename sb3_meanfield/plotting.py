@@ -1,7 +1,7 @@
 """Figures of a training run: learning curves, and the learned policy's population against the exact equilibrium.
 
-- :func:`plot_learning_curves`: returns, Nash gap and relative Nash gap (log scale) and the convergence
-  monitors against environment steps, from the logger's metrics table;
+- :func:`plot_learning_curves`: returns, Nash gap (labelled by its method: exact, dp or RL) and relative Nash gap
+  (log scale) and the convergence monitors against environment steps, from the logger's metrics table;
 - :func:`write_run_figures`: every figure of a run folder written by ``python -m sb3_meanfield.train``
   (``scripts/plot_run.py`` is its command line).
 
@@ -28,24 +28,25 @@ import mfg_envs  # noqa: F401  (registers the env ids)
 from mfg_envs.core import population_of
 from mfg_envs.plotting import EXACT_STYLE, write_population_figures
 from mfg_envs.rendering import exact_equilibrium
-from sb3_meanfield.evaluation import ModelPolicy
+from sb3_meanfield.evaluation import ModelPolicy, check_defaults
 
 STEPS = "time/total_timesteps"
 RETURN_KEYS = {
     "rollout/ep_rew_mean": "training episodes (exploration noise on)",
     "mfg/policy_return": "deterministic policy in its own flow",
     "mfg/population_return": "population return (monitor)",
-    "mfg/br_return": "exact best response to that flow",
+    "mfg/br_return": "{method} best response to that flow",
 }
 MONITOR_KEYS = ("mfg/policy_change", "mfg/q_change", "mfg/population_change")
 LEGEND = {
     **RETURN_KEYS,
-    "mfg/nash_gap": "exact or RL Nash gap",
     "mfg/relative_nash_gap": "relative Nash gap",
     "mfg/policy_change": "RMS action change on probe states",
     "mfg/q_change": "RMS Q-value change on probe pairs",
     "mfg/population_change": "largest W1 change of the flow (histogram ranges)",
 }
+#: How the Nash gap's best-response method (:data:`sb3_meanfield.evaluation.METHODS`) is named in the figure.
+METHOD_NAMES = {"exact": "exact", "dp": "dp", "rl": "RL"}
 
 
 def load_metrics(path: str | Path) -> dict[str, np.ndarray]:
@@ -94,8 +95,10 @@ def learning_curves_figure(
     equilibrium_return: float | None = None,
     final: Mapping[str, Any] | None = None,
     check_particles: int | None = None,
+    method: str | None = None,
 ) -> Figure:
     """The figure of :func:`plot_learning_curves` (same arguments, without the path)."""
+    method_name = METHOD_NAMES[method or (final or {}).get("method", "exact")]
     final_values = {} if final is None else _final_values(final)
     final_step = None if final is None else final.get("timesteps")
     if final_step is None and STEPS in metrics and len(metrics[STEPS]):
@@ -105,7 +108,9 @@ def learning_curves_figure(
     final_label = "final evaluation" + (
         f" ({final['n_particles']:,} particles)" if final and "n_particles" in final else ""
     )
-    checks = "Nash gap checks during training" + (f" ({check_particles:,} particles)" if check_particles else "")
+    checks = f"{method_name} Nash gap checks during training" + (
+        f" ({check_particles:,} particles)" if check_particles else ""
+    )
 
     def shown(key: str, log_scale: bool) -> bool:
         value = final_values.get(key)
@@ -128,7 +133,7 @@ def learning_curves_figure(
             steps, values, rows = _series(metrics, key, positive=log_scale)
             if not steps.size:
                 continue
-            label = checks if key == "mfg/nash_gap" else LEGEND.get(key, key)
+            label = checks if key == "mfg/nash_gap" else LEGEND.get(key, key).format(method=method_name)
             # a single point gets a marker that shows (a one-point line with the small "." would not)
             style = {"marker": "."} if steps.size > 1 else {"marker": "o", "linestyle": "none"}
             ax.plot(steps, values, label=label, **style)
@@ -165,6 +170,7 @@ def plot_learning_curves(
     equilibrium_return: float | None = None,
     final: Mapping[str, Any] | None = None,
     check_particles: int | None = None,
+    method: str | None = None,
 ) -> Path:
     """Learning curves from a metrics table (columns keyed like SB3's logger: ``time/total_timesteps``, ...).
 
@@ -177,21 +183,25 @@ def plot_learning_curves(
     default the last step, and ``n_particles``): its gap (with its standard error), relative gap and policy (or
     mean) return are marked as a red star apart from the checks during training, which use
     ``check_particles`` particles (named in the legend when given) and so differ from it by their Monte Carlo error.
+    ``method``: the checks' best-response method, a key of :data:`METHOD_NAMES` that labels the gap and the best
+    response (default: ``final``'s ``method``, else exact).
     """
-    figure = learning_curves_figure(metrics, title, equilibrium_return, final, check_particles)
+    figure = learning_curves_figure(metrics, title, equilibrium_return, final, check_particles, method)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     return path
 
 
-def gap_check_particles(config: Mapping[str, Any]) -> int | None:
-    """Particles of the Nash-gap checks during training in a resolved config (``None``: no such callback)."""
+def gap_checks(config: Mapping[str, Any]) -> tuple[str, int] | None:
+    """Method and particles of the Nash-gap checks during training in a resolved config (``None``: no such
+    callback; particles left unset: the callback's default, :func:`~sb3_meanfield.evaluation.check_defaults`)."""
     for entry in config.get("callback") or []:
         name = entry if isinstance(entry, str) else next(iter(entry))
         if name.rpartition(".")[2] in ("NashGapCallback", "StopTrainingOnNashGap"):
             kwargs = {} if isinstance(entry, str) else entry[name] or {}
-            return int(kwargs.get("n_particles", 10_000))
+            method = kwargs.get("method", "exact")
+            return method, int(kwargs.get("n_particles", check_defaults(method)["n_particles"]))
     return None
 
 
@@ -229,6 +239,7 @@ def write_run_figures(run_dir: str | Path, n_particles: int = 1000, seed: int = 
         eval_particles = (config.get("arguments") or {}).get("eval_particles")
         if eval_particles:
             final["n_particles"] = eval_particles
+    method, check_particles = gap_checks(config) or (None, None)
     paths = [
         plot_learning_curves(
             load_metrics(run_dir / "metrics.csv"),
@@ -236,7 +247,8 @@ def write_run_figures(run_dir: str | Path, n_particles: int = 1000, seed: int = 
             f"{algo} on {env_id} ({config.get('mode', 'self-play')})",
             None if equilibrium is None else equilibrium.expected_return,
             final,
-            gap_check_particles(config),
+            check_particles,
+            method,
         )
     ]
     policy = ModelPolicy(load_agents(run_dir, config)[0])

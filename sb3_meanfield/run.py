@@ -42,7 +42,7 @@ from sb3_meanfield.common.checkpoint import (
     load_checkpoint,
 )
 from sb3_meanfield.config import DEFAULT_CHECKPOINT_FREQ, RESUME_FLAGS, UsageError, build, build_trainer
-from sb3_meanfield.evaluation import ModelPolicy, critic_value, nash_gap, overestimation
+from sb3_meanfield.evaluation import ModelPolicy, critic_value, gap_method, nash_gap, overestimation
 from sb3_meanfield.plotting import load_metrics, write_run_figures
 
 
@@ -171,29 +171,41 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 # --------------------------------------------------------------------------- the final evaluation
-def evaluate(models: Sequence[BaseAlgorithm], game: Game, n_particles: int, seed: int) -> dict[str, Any]:
+#: Replicates of the final evaluation's Nash gap by method (:func:`~sb3_meanfield.evaluation.gap_method`): a dp gap
+#: solves one grid per population and replicate (the default grid, about 30 s of CPU each on the crowds), so two.
+FINAL_REPLICATES = {"exact": 4, "dp": 2}
+
+
+def evaluate(
+    models: Sequence[BaseAlgorithm], game: Game, n_particles: int, seed: int, gap: bool = True
+) -> dict[str, Any]:
     """The final evaluation of the learned policies (one model per population) on ``n_particles`` particles.
 
     Every critic's overestimation of its population's initial value (``critic_value - realized_return``,
-    :func:`~sb3_meanfield.evaluation.overestimation`, every population playing its learned policy), and the exact
-    Nash gap where the game has exact best responses, else the mean returns. One population: one flat dict (the
-    gap's figures, or ``mean_return``, and the critic's); several: ``gaps`` (or ``mean_returns``) and ``critic``
-    per population, ``max_gap`` and ``max_relative_gap``.
+    :func:`~sb3_meanfield.evaluation.overestimation`, every population playing its learned policy), and the Nash gap
+    by the game's method (:func:`~sb3_meanfield.evaluation.gap_method`: exact, or dp on the crowds at the default
+    grid, :data:`FINAL_REPLICATES` replicates), or, ``gap=False`` or without a method, the mean returns. One population:
+    one flat dict (``method`` and the gap's figures, or ``mean_return``, and the critic's); several: ``method``,
+    ``gaps`` per population, ``max_gap`` and ``max_relative_gap`` (or ``mean_returns``) and ``critic`` per population.
     """
     cohort = game.clone(n_particles)
     cohort.reset(population_rngs(seed, len(cohort.names)))
     critics = [critic_value(model, cohort.observation(k)) for k, model in enumerate(models)]
     _, returns = rollout(cohort, [ModelPolicy(model) for model in models], seed)  # same seed: same initial states
     critic = {name: overestimation(q, r) for name, q, r in zip(game.names, critics, returns)}
-    gap = nash_gap(list(models), game, "exact", n_particles, seed) if mfg_envs.exactly_solvable(game) else None
+    method = gap_method(game) if gap else None
+    result = None
+    if method is not None:
+        result = nash_gap(list(models), game, method, n_particles, seed, n_replicates=FINAL_REPLICATES[method])
     if len(game.names) == 1:
         (only,) = critic.values()
-        if gap is not None:
-            return {**gap.as_dict(), **only}
+        if result is not None:
+            return {"method": method, **result.as_dict(), **only}
         return {"mean_return": only["realized_return"], "standard_error": only["realized_return_se"], **only}
-    if gap is not None:
-        gaps = {name: {key: float(value) for key, value in asdict(item).items()} for name, item in gap.gaps.items()}
-        return {"gaps": gaps, "max_gap": gap.gap, "max_relative_gap": gap.relative_gap, "critic": critic}
+    if result is not None:
+        gaps = {name: {key: float(value) for key, value in asdict(item).items()} for name, item in result.gaps.items()}
+        maxima = {"max_gap": result.gap, "max_relative_gap": result.relative_gap}
+        return {"method": method, "gaps": gaps, **maxima, "critic": critic}
     mean_returns = {
         name: {"mean_return": value["realized_return"], "standard_error": value["realized_return_se"]}
         for name, value in critic.items()
@@ -201,11 +213,21 @@ def evaluate(models: Sequence[BaseAlgorithm], game: Game, n_particles: int, seed
     return {"mean_returns": mean_returns, "critic": critic}
 
 
+def gap_line(figures: dict[str, Any], method: str) -> str:
+    """``<method> Nash gap G +- SE (relative gap R; policy return P, best response return B)``."""
+    return (
+        f"{method} Nash gap {figures['gap']:.4g} +- {figures['standard_error']:.2g} "
+        f"(relative gap {figures['relative_gap']:.4g}; policy return {figures['policy_return']:.4g}, "
+        f"best response return {figures['best_response_return']:.4g})"
+    )
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
-    """The final lines of a run: the exact Nash gap and relative gap, or the mean return; several populations: one
-    line each and the maximum gap."""
+    """The final lines of a run: the Nash gap by its method (exact, dp) and relative gap, or the mean return;
+    several populations: one line each and the maximum gap."""
+    method = result.get("method", "exact")  # runs written before the method was saved: exact
     if "gaps" in result:
-        lines = [f"{name}: {format_evaluation(gap)}" for name, gap in result["gaps"].items()]
+        lines = [f"{name}: {gap_line(gap, method)}" for name, gap in result["gaps"].items()]
         lines.append(f"max Nash gap {result['max_gap']:.4g} (max relative gap {result['max_relative_gap']:.4g})")
         return "\n".join(lines)
     if "mean_returns" in result:
@@ -213,15 +235,11 @@ def format_evaluation(result: dict[str, Any]) -> str:
             f"{name}: mean evaluation return {value['mean_return']:.4g} +- {value['standard_error']:.2g}"
             for name, value in result["mean_returns"].items()
         ]
-        return "\n".join([*lines, "(the game has no exact best responses)"])
+        return "\n".join([*lines, "(no Nash gap evaluated)"])
     if "gap" in result:
-        return (
-            f"exact Nash gap {result['gap']:.4g} +- {result['standard_error']:.2g} "
-            f"(relative gap {result['relative_gap']:.4g}; policy return {result['policy_return']:.4g}, "
-            f"best response return {result['best_response_return']:.4g})"
-        )
+        return gap_line(result, method)
     mean, se = result["mean_return"], result["standard_error"]
-    return f"mean evaluation return {mean:.4g} +- {se:.2g} (the model has no exact best response)"
+    return f"mean evaluation return {mean:.4g} +- {se:.2g} (no Nash gap evaluated)"
 
 
 def log_population_histogram(run_dir: Path, model: BaseAlgorithm, population: Population, seed: int) -> None:
@@ -307,7 +325,8 @@ def _train_population(
     model.save(run_dir / "model.zip")
     model.logger.close()
     population = env.get_attr("population", indices=[0])[0]
-    result = evaluate([model], env.get_attr("game", indices=[0])[0], args.eval_particles, args.seed)
+    game = env.get_attr("game", indices=[0])[0]
+    result = evaluate([model], game, args.eval_particles, args.seed, not args.no_eval_gap)
     write_summary(run_dir, result, seconds)
     env.close()
     if args.tensorboard:
@@ -337,7 +356,7 @@ def train_populations(args: argparse.Namespace, config: dict[str, Any]) -> Path:
         model.save(run_dir / f"model_{name}.zip")
         model.logger.close()
     trainer.logger.close()
-    result = evaluate(trainer.models, trainer.game, args.eval_particles, args.seed)
+    result = evaluate(trainer.models, trainer.game, args.eval_particles, args.seed, not args.no_eval_gap)
     write_summary(run_dir, result, seconds)
     steps = f"{config['schedule']}: {config['n_timesteps']} steps per population"
     return report(config, steps, seconds, format_evaluation(result), run_dir, False)

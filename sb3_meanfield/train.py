@@ -28,16 +28,18 @@ writes ``<LOGDIR>/<env>_<algo>_<seed>_<time>/`` (:mod:`sb3_meanfield.run`) with 
 ``metrics.csv`` and ``metrics.json`` (final evaluation, training time, the rows of ``metrics.csv``), and
 
 - one population: ``model.zip`` and ``figures/`` (learning curves, population flow, learned vs exact policy and
-  moments, a crowd animation); it ends by printing the exact Nash gap (models with an exact best response) or the
-  mean return;
+  moments, a crowd animation); it ends by printing the Nash gap by the model's method
+  (:func:`~sb3_meanfield.evaluation.gap_method`: ``exact Nash gap ...`` where the model has an exact best response,
+  ``dp Nash gap ...`` on the walled crowd) or, with ``--no-eval-gap``, the mean return;
 - several populations: ``model_<population>.zip`` and ``progress_<population>.csv`` (each model's SB3 training
   log) per population (``metrics.csv`` holds the callbacks' per-population Nash gaps); it ends by printing every
-  population's exact Nash gap and their maximum (games with exact best responses) or every population's mean return.
+  population's Nash gap (exact, or dp on the two crowds) and their maximum, or every population's mean return.
 
 The config's Nash-gap and monitor callbacks check every ``eval_freq`` / ``check_freq`` env steps (1000 in the
 shipped configs), capped at the run's env steps / :data:`~sb3_meanfield.config.MIN_CHECKS` but not below one episode,
 so that a short run still gets its Nash-gap curve (callbacks given with ``--hyperparams callback:...`` are taken as
-they are).
+they are). The crowds' dp gap checks every 2500 env steps, uncapped: a check costs grid solves (seconds) whatever
+the run's length.
 
 One population: every ``--checkpoint-freq`` env steps (default 1000; 0: never) and at the end of training the run
 writes ``checkpoint/`` (:mod:`sb3_meanfield.common.checkpoint`, tens of MB: the replay buffer); ``--resume RUN_DIR``
@@ -142,6 +144,8 @@ def build_parser(prog: str = PROG, **parser_kwargs: Any) -> OneLineErrorParser:
     one.add_argument("--sync-freq", type=positive_int, help="representative: env steps between population updates")
     one.add_argument("--sync-mode", choices=SYNC_MODES, help="representative: fixed_point or fictitious_play")
     parser.add_argument("--eval-particles", type=positive_int, default=10_000, help="particles of the final evaluation")
+    no_gap_help = "final evaluation: mean returns only, no Nash gap (the crowds' dp gap costs grid solves, minutes)"
+    parser.add_argument("--no-eval-gap", action="store_true", help=no_gap_help)
     one.add_argument("--tensorboard", action="store_true", help="also log to <run>/tensorboard (needs tensorboard)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-figures", action="store_true", help="do not write the run's figures")

@@ -8,8 +8,9 @@ Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.tra
 single-population ids, one model per population, alternating, on the multi-population ids). Its FINAL policy is
 scored by
 
-- the relative Nash gap: exact (10,000 particles per population, 4 replicates, common random numbers) where the
-  model has exact best responses; otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap`,
+- the relative Nash gap: the run's own final evaluation where it has one (exact, 10,000 particles per population,
+  4 replicates, common random numbers, where the model has exact best responses; dp, 2 replicates, on the walled
+  crowds, ``sb3_meanfield.evaluation.gap_method``); otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap`,
   one policy per population, with ``method="rl"``: a fresh agent trained for ``--rl-timesteps``
   transitions against the frozen flow, the neutral policy's gap found the same way); on a multi-population id
   the largest of the populations' gaps. The best responder is the same for every algorithm's policy
@@ -68,8 +69,8 @@ def run_multi(
     evaluation = metrics["evaluation"]
     result = {"algo": algo, "env": env_id, "seed": seed, "run_dir": str(run_dir), "seconds": metrics["train_seconds"]}
     result["q_overestimation"] = max(c["q_overestimation"] for c in evaluation["critic"].values())
-    if "gaps" in evaluation:
-        result["relative_gap"], result["method"] = evaluation["max_relative_gap"], "exact"
+    if "gaps" in evaluation:  # runs written before the method was saved: exact
+        result["relative_gap"], result["method"] = evaluation["max_relative_gap"], evaluation.get("method", "exact")
     return result
 
 
@@ -134,8 +135,8 @@ def run(
         result = run_multi(algo, env_id, seed, log_folder, extra_args, reuse)
     else:
         result = run_one(algo, env_id, seed, log_folder, extra_args, reuse=reuse)
-        if "gap" in result:
-            result["method"] = "exact"
+        if "gap" in result:  # runs written before the method was saved: exact
+            result.setdefault("method", "exact")
     if "error" in result or "relative_gap" in result:
         return result
     return rl_relative_gap(result, rl_timesteps, responder)

@@ -1,6 +1,7 @@
 """The dynamic-programming best response of the crowds (``method="dp"``), measured against independent truth.
 
     OMP_NUM_THREADS=1 python scripts/dp_best_response.py [--particles 10000] [--resolutions default reference]
+        [--flows lq-equilibrium lq-neutral neutral goal-seeking]
 
 Rows, all with common random numbers (the flow's particles and noise, seed 0):
 
@@ -10,7 +11,8 @@ Rows, all with common random numbers (the flow's particles and noise, seed 0):
   the policy's return, the solver's value, the dp best response's return, the gap, and the times.
 
 ``--resolutions`` names ``mfg_envs.crowd_dp`` settings: ``default``, ``reference``, or
-``nodes_per_cell,velocity_step,velocity_range,actions_per_axis``.
+``nodes_per_cell,velocity_step,velocity_range,actions_per_axis``; ``--flows`` picks the rows (all by default; the
+refinement study of docs/models.md runs ``--flows goal-seeking``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 import mfg_envs
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, REFERENCE_RESOLUTION, DPResolution, dp_best_response
 from mfg_envs.game import frozen_flows_returns, game_of, rollout
+
+FLOWS = ("lq-equilibrium", "lq-neutral", "neutral", "goal-seeking")
 
 
 def resolution(text: str) -> DPResolution:
@@ -73,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=10_000)
     parser.add_argument("--resolutions", nargs="+", default=["default"])
+    parser.add_argument("--flows", nargs="+", choices=FLOWS, default=list(FLOWS))
     args = parser.parse_args()
     print("| env id | flow | resolution | policy return | dp value | dp best response return | gap | exact best "
           "response return | solve (s) | evaluation (s) |")  # fmt: skip
@@ -82,13 +87,14 @@ def main() -> None:
     neutral = mfg_envs.ConstantPolicy(np.zeros(2))
     for text in args.resolutions:
         setting = resolution(text)
-        rows = [
-            ("MFGCrowdLQ-v0", "equilibrium", mfg_envs.solve_equilibrium(lq).policy, True),
-            ("MFGCrowdLQ-v0", "neutral", neutral, True),
-            ("MFGCrowd-v0", "neutral", neutral, False),
-            ("MFGCrowd-v0", "goal-seeking", goal_seeking(crowd_model), False),
-        ]
-        for env_id, flow_name, policy, exact in rows:
+        rows = {
+            "lq-equilibrium": ("MFGCrowdLQ-v0", "equilibrium", mfg_envs.solve_equilibrium(lq).policy, True),
+            "lq-neutral": ("MFGCrowdLQ-v0", "neutral", neutral, True),
+            "neutral": ("MFGCrowd-v0", "neutral", neutral, False),
+            "goal-seeking": ("MFGCrowd-v0", "goal-seeking", goal_seeking(crowd_model), False),
+        }
+        for flow in args.flows:
+            env_id, flow_name, policy, exact = rows[flow]
             print(measure(env_id, flow_name, policy, args.particles, setting, exact), flush=True)
 
 

@@ -1,18 +1,20 @@
 """Write the documentation figures (docs/figures/) from the exact solvers and env simulations, and print
 the measured results each env page quotes.
 
-    OMP_NUM_THREADS=1 python scripts/make_figures.py                        # every env, ~1 min
+    OMP_NUM_THREADS=1 python scripts/make_figures.py                        # every env, ~2 min with a cached reference
     OMP_NUM_THREADS=1 python scripts/make_figures.py --env MFGPrice-v0      # one env
 
 For each env, into ``docs/figures/<env id>/``: ``frame.png`` (``render_mode="rgb_array"`` at mid-episode)
 and the figures of :func:`mfg_envs.plotting.write_population_figures` for the exact equilibrium policy
-(``MFGCrowd-v0``, which has none: a goal-seeking PD baseline), simulated with 1000 particles, seed 0.
-``docs/figures/overview.png`` (the README figure) puts the five frames side by side.
+(``MFGCrowd-v0``, which has none: its numerical reference policy, :mod:`mfg_envs.crowd_equilibrium`, read from the
+cache or solved first, tens of minutes), simulated with 1000 particles, seed 0. ``docs/figures/overview.png`` (the
+README figure) puts the five frames side by side.
 
 The printed tables (markdown) are the numbers of the docs: the exact equilibrium return ``-J*`` and exact
 Nash gaps (``mfg_envs.exact_nash_gap``: 4 replicates of ``--particles`` particles, seeds 0-3,
 common random numbers) of the equilibrium policy, of the equilibrium shifted by +0.1 in every physical
-action, and of the neutral policy (normalized action 0); for ``MFGCrowd-v0`` mean returns instead.
+action, and of the neutral policy (normalized action 0); for ``MFGCrowd-v0`` the reference's Monte Carlo return
+and dp Nash gaps (as solved: 10,000 particles) and the mean returns of a PD baseline and of the neutral policy.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from PIL import Image
 
 import mfg_envs
 from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationPolicy
-from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.crowd_equilibrium import DEFAULT_SETTINGS, NumericalEquilibrium, solve_reference
+from mfg_envs.equilibrium import AffinePolicy, Equilibrium
 from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.plotting import write_population_figures
@@ -58,11 +61,19 @@ class GoalSeekingPolicy:
         return np.clip(self.model.normalized_action(states, physical), -1.0, 1.0)
 
 
-def figure_policy(model: MeanFieldModel) -> tuple[PopulationPolicy, str]:
+def figure_equilibrium(model: MeanFieldModel) -> Equilibrium:
+    """The exact equilibrium, or the walled crowd's numerical reference (solved and cached when missing)."""
     equilibrium = exact_equilibrium(model)
     if equilibrium is None:
-        return GoalSeekingPolicy(model), "PD baseline"
-    return equilibrium.policy, "exact equilibrium policy"
+        reference = solve_reference(model)
+        assert isinstance(reference, NumericalEquilibrium), "a single-population model"
+        return reference
+    return equilibrium
+
+
+def figure_policy(model: MeanFieldModel) -> tuple[PopulationPolicy, str]:
+    equilibrium = figure_equilibrium(model)
+    return equilibrium.policy, "numerical reference policy" if equilibrium.numerical else "exact equilibrium policy"
 
 
 def save_frame(env_id: str, policy: PopulationPolicy, path: Path) -> np.ndarray:
@@ -89,9 +100,20 @@ def results_table(env_id: str, n_particles: int) -> list[str]:
     env = gym.make(env_id)
     model = env.unwrapped.model
     neutral = ConstantPolicy(np.zeros(model.action_dim))
-    equilibrium = exact_equilibrium(model)
+    equilibrium = figure_equilibrium(model)
     rows = ["| quantity | value |", "|---|---|"]
-    if equilibrium is None:
+    if isinstance(equilibrium, NumericalEquilibrium):
+        gap, solved = equilibrium.report.gap, DEFAULT_SETTINGS.n_particles
+        rows.append(
+            f"| reference equilibrium return (Monte Carlo), N = {solved} | {equilibrium.expected_return:.4f} +- "
+            f"{equilibrium.standard_error:.2g} |"
+        )
+        rows.append(
+            f"| dp Nash gap, reference policy, N = {solved} | {gap.gap:.4g} +- {gap.standard_error:.2g} "
+            f"(relative {gap.relative_gap:.3g}) |"
+        )
+        neutral_gap = max(equilibrium.report.neutral_gaps.values())
+        rows.append(f"| dp Nash gap, neutral policy, N = {solved} | {neutral_gap:.4g} |")
         for name, policy in (
             ("PD baseline (gain 1, damping 2)", GoalSeekingPolicy(model)),
             ("neutral policy", neutral),
@@ -124,8 +146,8 @@ def overview(frames: dict[str, np.ndarray], path: Path) -> None:
         ax.set_title(env_id, fontsize=11)
         ax.set_axis_off()
     figure.suptitle(
-        "render_mode='rgb_array' at mid-episode, 1000 particles on the exact equilibrium policy (MFGCrowd-v0: a PD"
-        " baseline); black line / orange ellipse: the exact equilibrium law",
+        "render_mode='rgb_array' at mid-episode, 1000 particles on the exact equilibrium policy (MFGCrowd-v0: its"
+        " numerical reference); black line / orange ellipse: the equilibrium law",
         fontsize=10,
     )
     figure.savefig(path, dpi=100)

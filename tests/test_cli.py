@@ -2,11 +2,14 @@
 test_multi_training.py) and the rl_zoo3 command with our config."""
 
 import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
@@ -22,6 +25,8 @@ from sb3_meanfield.config import (
     resolve_config,
     schedule,
 )
+from sb3_meanfield.plotting import gap_checks, learning_curves_figure, load_metrics
+from sb3_meanfield.run import format_evaluation
 from sb3_meanfield.td3 import MFTD3
 from sb3_meanfield.train import build_parser, main, parse_args, train
 
@@ -195,6 +200,85 @@ def test_gap_and_monitor_periods_give_short_runs_several_checks(tmp_path):
     assert representative["NashGapCallback"]["eval_freq"] == 5000 // 2 // MIN_CHECKS
     given = "callback:[{'sb3_meanfield.NashGapCallback': {'eval_freq': 900}}]"
     assert periods("-n", "50000", "--hyperparams", given) == {"NashGapCallback": {"eval_freq": 900}}
+
+
+def test_crowd_configs_check_the_dp_gap_at_their_own_period(tmp_path):
+    """The crowds log the dp gap like the exact ids the exact one; a dp check costs grid solves whatever the run's
+    length, so its period is not capped (a short run gets none: its final evaluation has the gap)."""
+    # several populations: env steps of the game, which moves one population at a time (alternating schedule)
+    for env_id, period in (("MFGCrowd-v0", 2500), ("MFGCrowdMulti-v0", 5000)):
+        for argv in ([], ["-n", "50000"]):
+            config = resolve_config(parse_args(["--env", env_id, "-f", str(tmp_path), *argv]))
+            gaps = [entry for entry in config["callback"] if "NashGapCallback" in next(iter(entry))]
+            assert gaps == [{"sb3_meanfield.NashGapCallback": {"eval_freq": period, "method": "dp"}}]
+            assert gap_checks(config) == ("dp", 1000)
+
+
+# --------------------------------------------------------------------------- the final lines of a run
+FIGURES = {"gap": 0.0123456, "standard_error": 0.00123, "relative_gap": 0.0456, "policy_return": -2.345678}
+FIGURES["best_response_return"] = -2.333
+EXACT_LINE = "exact Nash gap 0.01235 +- 0.0012 (relative gap 0.0456; policy return -2.346, best response return -2.333)"
+
+
+def test_final_lines_name_the_gap_s_method_and_keep_the_exact_ones():
+    """The exact lines are those printed before the method was saved (a result without ``method`` is exact)."""
+    assert format_evaluation(FIGURES) == format_evaluation({"method": "exact", **FIGURES}) == EXACT_LINE
+    assert format_evaluation({"method": "dp", **FIGURES}) == EXACT_LINE.replace("exact", "dp")
+    several = {"gaps": {"red": FIGURES, "blue": FIGURES}, "max_gap": 0.0123456, "max_relative_gap": 0.0456}
+    lines = [f"red: {EXACT_LINE}", f"blue: {EXACT_LINE}", "max Nash gap 0.01235 (max relative gap 0.0456)"]
+    assert format_evaluation(several) == "\n".join(lines)
+    assert format_evaluation({"method": "dp", **several}) == "\n".join(lines).replace("exact", "dp")
+
+
+#: A crowd small enough for the default suite (dt = 0.1 as the shipped crowd's), its dp checks on a coarse grid.
+SMALL_CROWD = "env_kwargs:dict(horizon=0.5, n_steps=5, n_bins=6)"
+COARSE = "dict(nodes_per_cell=1, velocity_step=0.1, velocity_range=1.5, actions_per_axis=5)"
+DP_CHECKS = f"callback:[{{'sb3_meanfield.NashGapCallback': dict(eval_freq=15, method='dp', dp_resolution={COARSE})}}]"
+DP_LINE = r"dp Nash gap \S+ \+- \S+ \(relative gap \S+; policy return \S+, best response return \S+\)"
+
+
+def crowd_argv(tmp_path: Path, env_id: str) -> list[str]:
+    """240 transitions of 8 learners (30 env steps: dp checks at 15 and 30), a final evaluation of 200 particles."""
+    argv = ["--env", env_id, "-n", "240", "--n-particles", "16", "--n-learners", "8", "--eval-particles", "200"]
+    argv += ["--no-progress", "--no-figures", "-f", str(tmp_path), "--hyperparams", "learning_starts:16"]
+    return [*argv, "batch_size:16", "policy_kwargs:dict(net_arch=dict(pi=[8], qf=[8]))", SMALL_CROWD, DP_CHECKS]
+
+
+def test_a_crowd_run_logs_and_prints_the_dp_gap(tmp_path, capsys):
+    run_dir = train(parse_args(crowd_argv(tmp_path, "MFGCrowd-v0")))
+    out = capsys.readouterr().out
+    result = json.loads((run_dir / "metrics.json").read_text())["evaluation"]
+    assert result["method"] == "dp"
+    (line,) = re.findall(f"^{DP_LINE}$", out, re.MULTILINE)
+    assert line == format_evaluation(result)
+    metrics = load_metrics(run_dir / "metrics.csv")
+    checked = metrics["time/total_timesteps"][np.isfinite(metrics["mfg/nash_gap"])]
+    assert list(checked) == [15 * 8, 30 * 8]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    method, particles = gap_checks(config)
+    figure = learning_curves_figure(metrics, final=result, check_particles=particles, method=method)
+    labels = [label for axis in figure.axes for label in axis.get_legend_handles_labels()[1]]
+    assert "dp Nash gap checks during training (1,000 particles)" in labels
+    assert "dp best response to that flow" in labels
+
+
+def test_a_two_crowd_run_prints_the_dp_gap_of_each_population_and_their_maximum(tmp_path, capsys):
+    run_dir = train(parse_args(crowd_argv(tmp_path, "MFGCrowdMulti-v0")))
+    lines = capsys.readouterr().out.splitlines()
+    result = json.loads((run_dir / "metrics.json").read_text())["evaluation"]
+    assert result["method"] == "dp" and set(result["gaps"]) == {"red", "blue"}
+    at = lines.index(f"red: {format_evaluation({'method': 'dp', **result['gaps']['red']})}")
+    assert re.fullmatch(f"red: {DP_LINE}", lines[at]) and re.fullmatch(f"blue: {DP_LINE}", lines[at + 1])
+    assert lines[at + 2] == f"max Nash gap {result['max_gap']:.4g} (max relative gap {result['max_relative_gap']:.4g})"
+    rows = json.loads((run_dir / "metrics.json").read_text())["progress"]
+    assert sum(row.get("mfg/nash_gap/blue") is not None for row in rows) == 4  # 60 env steps of the game
+
+
+def test_no_eval_gap_ends_a_crowd_run_with_the_mean_return(tmp_path, capsys):
+    argv = [*crowd_argv(tmp_path, "MFGCrowd-v0"), "callback:[]", "--no-eval-gap"]
+    run_dir = train(parse_args(argv))
+    assert "method" not in json.loads((run_dir / "metrics.json").read_text())["evaluation"]
+    assert re.search(r"^mean evaluation return \S+ \+- \S+ \(no Nash gap evaluated\)$", capsys.readouterr().out, re.M)
 
 
 # --------------------------------------------------------------------------- the rl_zoo3 command

@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
 import mfg_envs
-from mfg_envs import exactly_solvable, solve_equilibrium
+from mfg_envs import exactly_solvable
 from mfg_envs.core import ConstantPolicy, Population, cell_index, histogram
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_multi import CrowdMultiEnv, CrowdMultiModel
@@ -52,10 +52,9 @@ def test_pettingzoo_parallel_api():
 
 
 def test_no_exact_equilibrium_or_best_response():
+    """Only a numerical reference (solve_equilibrium: tests/test_crowd_equilibrium.py), no exact best response."""
     assert not exactly_solvable(CrowdMultiModel())
     env = gym.make(ENV_ID)
-    with pytest.raises(NotImplementedError, match="CrowdMultiModel has no exact equilibrium"):
-        solve_equilibrium(env)
     with pytest.raises(NotImplementedError, match="CrowdMultiModel has no exact best response"):
         exact_nash_gap([ConstantPolicy(np.zeros(2))] * 2, env, n_particles=10)
 

@@ -9,6 +9,7 @@ import pytest
 
 import mfg_envs
 from mfg_envs import ConstantPolicy, Game, exact_nash_gap, exactly_solvable, game_of, rollout, solve_equilibrium
+from mfg_envs.crowd_equilibrium import has_reference
 from mfg_envs.game import SINGLE_POPULATION, population_rngs
 from mfg_envs.linear_quadratic import LinearQuadraticModel
 from sb3_meanfield import MFTD3, ModelPolicy, PopulationVecEnv, nash_gap
@@ -32,10 +33,9 @@ def test_one_answer_to_exact_solvability(env_id):
     assert exactly_solvable(model_class) is expected
     assert exactly_solvable(game_of(env).model) is expected
     if expected:
-        assert solve_equilibrium(env) is not None
-    else:
-        with pytest.raises(NotImplementedError, match="no exact equilibrium"):
-            solve_equilibrium(env)
+        assert not solve_equilibrium(env).numerical
+    else:  # the walled crowds: a numerical reference instead (slow to solve: tests/test_crowd_equilibrium.py)
+        assert has_reference(env)
 
 
 def test_a_single_population_is_the_game_of_one():

@@ -6,16 +6,25 @@ import pytest
 import torch as th
 from helpers import rollout_population
 from stable_baselines3 import TD3
+from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import LinearSchedule
 
 import mfg_envs  # noqa: F401
 from mfg_envs.core import ConstantPolicy, Population
+from mfg_envs.crowd import CrowdLQModel, CrowdModel
+from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution
 from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
 from mfg_envs.nash_gap import exact_nash_gap
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
 from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
-from sb3_meanfield.evaluation import critic_overestimation
+from sb3_meanfield.evaluation import (
+    TRAINING_RESOLUTION,
+    critic_overestimation,
+    fit_resolution,
+    gap_method,
+    neutral_gaps,
+)
 from sb3_meanfield.hyperparams import POLICY_KWARGS
 
 th.set_num_threads(1)
@@ -114,7 +123,7 @@ def test_stop_training_on_nash_gap():
     assert model.num_timesteps == 200 and len(stopper.history) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"eval_freq": 0}, {"method": "oracle"}])
+@pytest.mark.parametrize("kwargs", [{"eval_freq": 0}, {"method": "oracle"}, {"dp_resolution": {"grid": 3}}])
 def test_callback_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         NashGapCallback(**kwargs)
@@ -136,3 +145,68 @@ def test_critic_overestimation_compares_the_critic_with_the_realized_return(env)
     assert result["realized_return"] == pytest.approx(returns.mean())
     assert result["q_overestimation"] == pytest.approx(3.5 - returns.mean())
     assert result["realized_return_se"] == pytest.approx(returns.std(ddof=1) / np.sqrt(500))
+
+
+# --------------------------------------------------------------------------- the method of each game, dp checks
+#: A crowd small enough for the default suite (dt = 0.1 as the shipped crowd's) and a coarse grid.
+SMALL_CROWD = {"horizon": 1.0, "n_steps": 10, "n_bins": 10}
+COARSE = {
+    "nodes_per_cell": 1,
+    "velocity_step": 0.1,
+    "velocity_range": 1.5,
+    "actions_per_axis": 5,
+}  # as a YAML entry gives it
+
+
+def test_gap_method_is_exact_where_solvable_else_dp_on_the_crowds(env):
+    assert gap_method(env) == gap_method(CrowdLQModel) == gap_method(CrowdLQModel()) == "exact"  # exact first
+    assert gap_method(CrowdModel) == gap_method(gym.make("MFGCrowdMulti-v0")) == "dp"
+
+
+def test_cached_neutral_gap_gives_crn_nash_gap_s_relative_gap(env):
+    """The relative gap's scale from the cache is the one crn_nash_gap computes itself, to the bit."""
+    policy = ConstantPolicy(np.full(1, 0.3))
+    assert nash_gap(policy, env, n_particles=500, n_replicates=2) == exact_nash_gap(policy, env, 500, 0, True, 2)
+
+
+class Recorder(KVWriter):
+    """Keeps every dump of a logger."""
+
+    def __init__(self):
+        self.dumps = []
+
+    def write(self, key_values, key_excluded, step=0):
+        self.dumps.append(dict(key_values))
+
+
+def test_dp_callback_logs_nash_gap_s_dp_gap_and_computes_the_neutral_gap_once():
+    env = gym.make("MFGCrowd-v0", n_particles=20, **SMALL_CROWD)
+    callback = NashGapCallback(eval_freq=10, method="dp", n_particles=200, dp_resolution=COARSE)
+    assert (callback.n_replicates, callback.dp_resolution) == (2, DPResolution(**COARSE))  # dp: 2 replicates
+    # no gradient step before learning_starts: the policy checked at step 20 is the final one
+    model = TD3("MultiInputPolicy", env, learning_starts=100, seed=1, policy_kwargs={"net_arch": [16]})
+    recorder = Recorder()
+    model.set_logger(Logger(None, [recorder]))
+    neutral_gaps.cache_clear()
+    model.learn(20, callback=callback)
+    assert [step for step, _ in callback.history] == [10, 20]
+    assert neutral_gaps.cache_info()[:2] == (1, 1)  # (hits, misses): the second check reused the first's
+    direct = nash_gap(model, env, "dp", 200, n_replicates=2, dp_resolution=DPResolution(**COARSE))
+    assert neutral_gaps.cache_info().hits == 2 and direct.method == "dp"
+    assert callback.history[-1][1] == direct
+    logged = [dump for dump in recorder.dumps if "mfg/nash_gap" in dump]
+    assert len(logged) == 2
+    assert (logged[-1]["mfg/nash_gap"], logged[-1]["mfg/relative_nash_gap"]) == (direct.gap, direct.relative_gap)
+    assert logged[-1]["mfg/br_return"] == direct.best_response_return
+
+
+def test_dp_grids_fit_the_crowd_s_time_step():
+    """The default grids fit the shipped crowd (dt = 0.1); another dt gets the nearest velocity step that fits."""
+    assert fit_resolution(DEFAULT_RESOLUTION, CrowdModel()) is DEFAULT_RESOLUTION
+    assert fit_resolution(TRAINING_RESOLUTION, CrowdModel()) is TRAINING_RESOLUTION
+    grid = DPResolution(nodes_per_cell=1, velocity_step=0.1, velocity_range=2.0, actions_per_axis=9)
+    fitted = fit_resolution(grid, CrowdModel(n_steps=10))  # dt = 0.4: velocity shifts of 0.4 * 0.5
+    assert (fitted.velocity_step, fitted.velocity_range) == pytest.approx((0.2, 2.0))
+    assert (fitted.nodes_per_cell, fitted.actions_per_axis) == (1, 9)
+    env = gym.make("MFGCrowd-v0", n_steps=10, n_bins=6)
+    assert np.isfinite(nash_gap(ConstantPolicy(np.zeros(2)), env, "dp", 100, n_replicates=2).relative_gap)

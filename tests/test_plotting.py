@@ -197,9 +197,9 @@ def test_final_evaluation_is_marked_apart_from_the_checks_and_single_points_show
     )
     gap_axis = axis_titled(figure, "Nash gap (return units)")
     labels = gap_axis.get_legend_handles_labels()[1]
-    assert "Nash gap checks during training (2,000 particles)" in labels
+    assert "exact Nash gap checks during training (2,000 particles)" in labels  # the method: final's, else exact
     assert "final evaluation (10,000 particles)" in labels
-    (checks,) = [line for line in gap_axis.lines if line.get_label().startswith("Nash gap checks")]
+    (checks,) = [line for line in gap_axis.lines if line.get_label().startswith("exact Nash gap checks")]
     markers = [line for line in gap_axis.lines if line.get_marker() == "*"]
     assert len(markers) == 1 and list(markers[0].get_ydata()) == [0.15] and list(markers[0].get_xdata()) == [300]
     assert checks.get_marker() != "*" and list(checks.get_ydata()) == [0.5, 0.3, 0.2]

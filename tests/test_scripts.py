@@ -61,7 +61,7 @@ def test_rl_responder_is_the_shipped_model_of_the_chosen_algorithm(env_id):
 
 def test_action_saturation_plays_one_episode_of_every_population(tmp_path, capsys):
     flags = ["--algo", "td3", "--env", "MFGCrowdMulti-v0", "-f", str(tmp_path), "--no-progress", "-n", "80"]
-    flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50"]
+    flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50", "--no-eval-gap"]
     flags += ["--hyperparams", "learning_starts:16", "batch_size:16"]
     run_dir = train_multi(build_multi_parser().parse_args(flags))
     actions = played_actions(run_dir, n_particles=30, seed=0)

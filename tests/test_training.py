@@ -335,6 +335,7 @@ def test_launcher_writes_metrics_monitors_and_plot(tmp_path, capsys):
     assert list(sync[0].values()) == [{"sync_freq": 20, "mode": "fictitious_play"}]
     result = json.loads((run_dir / "metrics.json").read_text())["evaluation"]
     assert result["gap"] >= -4 * result["standard_error"]  # a best response cannot lose to the policy
+    assert result["method"] == "exact"
     assert f"exact Nash gap {result['gap']:.4g}" in capsys.readouterr().out
 
 

@@ -11,16 +11,26 @@ from typing import Any
 from torch import nn
 
 import mfg_envs
+from sb3_meanfield.evaluation import gap_method
 
 ENV_IDS = mfg_envs.ENV_IDS
 #: Several populations (``n_timesteps`` per population).
 MULTI_ENV_IDS = mfg_envs.MULTI_ENV_IDS
-#: Ids whose model has an exact best response: their entries also log the exact Nash gap.
-EXACT_IDS = tuple(
-    env_id
+#: The Nash-gap method of every id (:func:`~sb3_meanfield.evaluation.gap_method`): its entry logs that gap.
+GAP_METHODS = {
+    env_id: gap_method(env_class.model_class)
     for env_id, env_class in {**mfg_envs.ENV_CLASSES, **mfg_envs.MULTI_ENV_CLASSES}.items()
-    if mfg_envs.exactly_solvable(env_class.model_class)
-)
+}
+#: The Nash-gap check of each method: the exact gap every ``check_freq`` env steps on 2,000 particles; the dp gap
+#: (:class:`~sb3_meanfield.evaluation.NashGapCallback`'s dp defaults: seconds per population and check,
+#: docs/sb3_meanfield.md) every 2,500 env steps of each population, five checks in a default self-play run.
+GAP_CHECKS: dict[str, dict[str, Any]] = {
+    "exact": {"n_particles": 2000},
+    "dp": {"eval_freq": 2500, "method": "dp"},
+}
+#: A multi id's callbacks count env steps of the game, in which the default alternating schedule moves one of its
+#: two populations at a time: its dp period is twice as long.
+MULTI_DP_EVAL_FREQ = 5000
 
 #: Small networks; the actor is affine in the agent's own state with time- and population-dependent coefficients.
 POLICY_KWARGS: dict[str, Any] = {
@@ -89,18 +99,22 @@ DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 
 
 
 def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> list[dict[str, dict[str, Any]]]:
-    """Population update (dropped in self-play), convergence monitors, exact Nash gap where it exists; multi ids:
-    the per-population exact Nash gap where it exists (``eval_freq`` in env steps of the game)."""
+    """Population update (dropped in self-play), convergence monitors, the Nash gap of the id's method
+    (:data:`GAP_METHODS`, :data:`GAP_CHECKS`); multi ids: the per-population Nash gap of the id's method only
+    (``eval_freq`` in env steps of the game)."""
+    method, gap = GAP_METHODS.get(env_id), []
+    if method is not None:
+        kwargs = {"eval_freq": check_freq, **GAP_CHECKS[method]}
+        if method == "dp" and env_id in MULTI_ENV_IDS:
+            kwargs["eval_freq"] = MULTI_DP_EVAL_FREQ
+        gap = [{"sb3_meanfield.NashGapCallback": kwargs}]
     if env_id in MULTI_ENV_IDS:
-        gap: dict[str, Any] = {"eval_freq": check_freq, "n_particles": 2000}
-        return [{"sb3_meanfield.NashGapCallback": gap}] if env_id in EXACT_IDS else []
-    entries: list[dict[str, dict[str, Any]]] = [
+        return gap
+    return [
         {"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": sync_freq, "mode": "fixed_point"}},
         {"sb3_meanfield.common.callbacks.MeanFieldMonitor": {"check_freq": check_freq}},
+        *gap,
     ]
-    if env_id in EXACT_IDS:
-        entries.append({"sb3_meanfield.NashGapCallback": {"eval_freq": check_freq, "n_particles": 2000}})
-    return entries
 
 
 def table(common: dict[str, Any]) -> dict[str, dict[str, Any]]:
