@@ -198,10 +198,19 @@ class MeanFieldModel(abc.ABC):
     #: Bins per axis of the population histogram, and the ``(d_h, 2)`` range it covers.
     n_bins: int
     histogram_bounds: np.ndarray
+    #: Whether the flow stays random after the initial draw (common noise): a best response then answers the
+    #: population's policy, not one recorded flow, and only a method that knows it applies (the exact one).
+    flow_is_random: bool = False
 
     @property
     def dt(self) -> float:
         return self.horizon / self.n_steps
+
+    @property
+    def random_population(self) -> bool:
+        """Whether the population is random over episodes: a random initial mean (``init_mean_std``, where the
+        model has it) or common noise. An exact flow then describes one nominal draw only."""
+        return bool(np.any(getattr(self, "init_mean_std", 0.0))) or bool(getattr(self, "common_noise", 0.0))
 
     @abc.abstractmethod
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:

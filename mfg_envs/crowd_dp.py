@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mfg_envs.core import MeanField, PopulationFlow, check_int, check_real
+from mfg_envs.core import MeanField, PopulationFlow, PopulationPolicy, check_int, check_real
 from mfg_envs.crowd import CrowdLQModel, CrowdModel, _CrowdDynamics
 from mfg_envs.equilibrium import normal_cdf
 from mfg_envs.game import Game, population_rngs
@@ -495,7 +495,15 @@ class DPBestResponse:
     def __init__(self, resolution: DPResolution = DEFAULT_RESOLUTION) -> None:
         self.resolution = resolution
 
-    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> DPPolicy:
+    def __call__(
+        self,
+        game: Game,
+        population: int,
+        flows: Sequence[PopulationFlow],
+        seed: int,
+        policies: Sequence[PopulationPolicy] | None = None,
+    ) -> DPPolicy:
+        """The dp best response to ``flows`` (it answers the flows: ``policies`` is not needed)."""
         model = game.model.populations[population]
         if not isinstance(model, (CrowdModel, CrowdLQModel)):
             raise NotImplementedError(

@@ -191,11 +191,13 @@ def game_model_of(model: Any) -> GameModel:
 def has_reference(model: Any) -> bool:
     """THE answer to "does this model or game have a numerical reference equilibrium?" (a model, a game model or
     anything :func:`mfg_envs.game.game_of` accepts): the walled crowd (``CrowdModel``, ``MFGCrowd-v0``) and the two
-    crowds (``CrowdMultiModel``, ``MFGCrowdMulti-v0``); a lone ``CrowdGroup`` needs its game."""
+    crowds (``CrowdMultiModel``, ``MFGCrowdMulti-v0``); a lone ``CrowdGroup`` needs its game. Not the walled crowd
+    with a random initial mean (``init_mean_std > 0``): its equilibrium depends on the episode's draw, which the
+    fictitious play on one flow does not capture."""
     game_model = game_model_of(model)
     if isinstance(game_model, SinglePopulationGame):
         member = game_model.model
-        return isinstance(member, CrowdModel) and not isinstance(member, CrowdGroup)
+        return isinstance(member, CrowdModel) and not isinstance(member, CrowdGroup) and not member.init_mean_std.any()
     return isinstance(game_model, CrowdMultiModel)
 
 
@@ -205,7 +207,7 @@ def reference_game(model: Any) -> GameModel:
     if not has_reference(game_model):
         raise NotImplementedError(
             f"{model_name(game_model)} has no numerical reference equilibrium (the walled crowds MFGCrowd-v0 and"
-            " MFGCrowdMulti-v0 have one)"
+            " MFGCrowdMulti-v0 have one, with a fixed initial law: init_mean_std = 0)"
         )
     return game_model
 

@@ -9,6 +9,7 @@ The exact Nash gap is :func:`mfg_envs.nash_gap.exact_nash_gap`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -132,21 +133,46 @@ def gaussian_histogram(mean: float, std: float, bounds: np.ndarray, n_bins: int)
 
 @dataclass(frozen=True)
 class AffinePolicy:
-    """Time-dependent affine feedback in physical units, ``a_n(s) = -K_n s - k_n``, then normalized.
+    """Time-dependent affine feedback in physical units, ``a_n(s, m) = -K_n s - C_n m_n - k_n``, then normalized.
 
     ``gains`` is ``(N, d_a, d_s)``, ``offsets`` ``(N, d_a)``; the step ``n`` is read from the
-    observation's ``time = n / N``. The output is clipped to the normalized box ``[-1, 1]``.
+    observation's ``time = n / N``. ``population_gains`` (``(N, d_a, d)``, default none: a policy of time and own
+    state only) multiply the population mean ``m_n`` of the histogrammed quantity (``d`` its dimension), read from
+    the observation's population entry of a single population: the first ``d`` features in the ``moments``
+    representation, else the mean of the (smoothed) histogram over its cell centres (:func:`histogram_moments`).
+    ``representation`` names the observation's representation (``solve_equilibrium(env)`` sets the env's).
+    The output is clipped to the normalized box ``[-1, 1]``.
     """
 
     model: MeanFieldModel
     gains: np.ndarray
     offsets: np.ndarray
+    population_gains: np.ndarray | None = None
+    representation: str = "histogram"
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         states = np.asarray(obs["state"], dtype=np.float64)
         n = np.minimum(np.rint(np.asarray(obs["time"])[:, 0] * self.model.n_steps).astype(int), self.model.n_steps - 1)
         physical = -np.einsum("nij,nj->ni", self.gains[n], states) - self.offsets[n]
+        if self.population_gains is not None:
+            physical -= np.einsum("nij,nj->ni", self.population_gains[n], self.population_means(obs["population"]))
         return np.clip(self.model.normalized_action(states, physical), -1.0, 1.0)
+
+    def population_means(self, features: np.ndarray) -> np.ndarray:
+        """``(n, d)``: the population mean ``m_n`` each observation's population entry carries."""
+        model = self.model
+        n_dims = model.histogram_bounds.shape[0]
+        features = np.asarray(features)
+        if features.ndim == 2 and features.shape[0] > 1 and features.strides[0] == 0:
+            # the population entry of one step, broadcast to every particle: its mean is computed once
+            return np.broadcast_to(self.population_means(features[:1]), (features.shape[0], n_dims))
+        if self.representation == "moments":
+            return features[:, :n_dims].astype(np.float64)
+        return histogram_moments(features.astype(np.float64), model.histogram_bounds, model.n_bins)[0]
+
+    def for_representation(self, representation: str) -> AffinePolicy:
+        """This policy reading the population mean from observations in ``representation``."""
+        return dataclasses.replace(self, representation=representation)
 
 
 @dataclass(frozen=True)
@@ -229,9 +255,14 @@ def solve_equilibrium(env: Any) -> Equilibrium | GameEquilibrium:
     # crowd_equilibrium builds on this module's result types: imported here, where it is used
     from mfg_envs.crowd_equilibrium import has_reference, solve_reference
 
-    model = game_of(env).model
+    game = game_of(env)
+    model = game.model
     if exactly_solvable(model):
-        return model.solve_equilibrium()  # type: ignore[attr-defined]
+        equilibrium = model.solve_equilibrium()  # type: ignore[attr-defined]
+        policy = getattr(equilibrium, "policy", None)
+        if isinstance(policy, AffinePolicy) and policy.population_gains is not None:
+            equilibrium = dataclasses.replace(equilibrium, policy=policy.for_representation(game.representation))
+        return equilibrium
     if has_reference(model):
         return solve_reference(model)
     raise NotImplementedError(f"{model_name(model)} has no exact equilibrium; estimate its Nash gap by RL")

@@ -99,6 +99,11 @@ class GameModel:
     def dt(self) -> float:
         return self.horizon / self.n_steps
 
+    @property
+    def flow_is_random(self) -> bool:
+        """Whether a population's flow stays random after the initial draw (:attr:`MeanFieldModel.flow_is_random`)."""
+        return any(member.flow_is_random for member in self.populations)
+
     def joint_mean_field(self, own: Sequence[MeanField]) -> Any:
         """What every population's reward and dynamics receive: ``{name_k: mu^k}``."""
         return dict(zip(self.names, own))

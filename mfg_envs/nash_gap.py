@@ -19,6 +19,11 @@ would understate the error several-fold. The finite population adds a bias of or
 A best-response method is one object: :class:`ExactBestResponse` here (numpy only), the RL best response in
 :mod:`sb3_meanfield.evaluation`. A method whose best response was fitted on the recorded noise (a learned one)
 sets ``fresh_noise``: both the policy and the best response are then evaluated on noise never seen in the fit.
+
+With common noise (:attr:`mfg_envs.core.MeanFieldModel.flow_is_random`) a recorded flow is one path of a random
+flow: a best response to it would foresee the future common shocks. The best response then answers the policies
+(step 2 receives them), as a feedback on the population (:mod:`mfg_envs.common_noise`); only the exact method
+does, the others raise ``NotImplementedError``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mfg_envs.common_noise import common_noise_best_response
 from mfg_envs.core import PopulationFlow, PopulationPolicy, check_int
 from mfg_envs.game import Game, exactly_solvable, frozen_flows_returns, game_of, model_name, neutral_policies, rollout
 
@@ -102,17 +108,41 @@ class BestResponder(Protocol):
 
     fresh_noise: bool
 
-    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
-        """The best response's policy."""
+    def __call__(
+        self,
+        game: Game,
+        population: int,
+        flows: Sequence[PopulationFlow],
+        seed: int,
+        policies: Sequence[PopulationPolicy] | None = None,
+    ) -> PopulationPolicy:
+        """The best response's policy (``policies``: those that made ``flows``; a game with common noise needs them)."""
         ...
 
 
 class ExactBestResponse:
-    """The model's own exact best response (Riccati recursion, per-step maximization)."""
+    """The model's own exact best response (Riccati recursion, per-step maximization) to the recorded flows; where
+    the flow stays random after the initial draw (common noise), the best response to the policies as a feedback on
+    the population (:func:`mfg_envs.common_noise.common_noise_best_response`: exact for a policy affine in
+    ``(x, m)``, numerical for any other; computed once per population, as it does not depend on the replicate)."""
 
     fresh_noise = False
 
-    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
+    def __init__(self) -> None:
+        self.feedback: dict[int, PopulationPolicy] = {}
+
+    def __call__(
+        self,
+        game: Game,
+        population: int,
+        flows: Sequence[PopulationFlow],
+        seed: int,
+        policies: Sequence[PopulationPolicy] | None = None,
+    ) -> PopulationPolicy:
+        if game.model.flow_is_random:
+            if population not in self.feedback:
+                self.feedback[population] = common_noise_best_response(game, population, policies, seed)
+            return self.feedback[population]
         return game.model.best_response(population, flows).policy  # type: ignore[attr-defined]
 
 
@@ -125,7 +155,7 @@ def replicate_gaps(
     evaluation_seed = seed + FRESH_NOISE_OFFSET if responder.fresh_noise else seed
     rows = []
     for k, recorded in enumerate(policy_returns):  # a loop over populations
-        response = responder(game, k, flows, seed)
+        response = responder(game, k, flows, seed, policies)
         best = frozen_flows_returns(game, flows, k, response, n_particles, evaluation_seed)
         own = recorded
         if responder.fresh_noise:
@@ -150,6 +180,11 @@ def crn_nash_gap(
     gap when every population plays the neutral policy (normalized action 0; one replicate, a second responder)."""
     n_particles = check_int("n_particles", n_particles, 2)
     n_replicates = check_int("n_replicates", n_replicates, 2)
+    if game.model.flow_is_random and method != "exact":
+        raise NotImplementedError(
+            f"method={method!r} answers one recorded flow, but with common noise the flow is random (the best response"
+            " must be a feedback on the population); use method='exact'"
+        )
     responder = make_responder()
     runs = np.stack([replicate_gaps(game, policies, responder, n_particles, seed + r) for r in range(n_replicates)])
     means = runs.mean(axis=0)

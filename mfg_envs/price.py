@@ -32,6 +32,7 @@ from mfg_envs.equilibrium import (
     gaussian_histogram,
     scalar_lq_best_response,
 )
+from mfg_envs.initial_law import gaussian_start
 from mfg_envs.linear_quadratic import ScalarLQProblem
 from mfg_envs.rendering import PARTICLE_MEAN, SIGNAL, HistogramScene, Mark, histogram_scene
 
@@ -42,7 +43,8 @@ class PriceModel(MeanFieldModel):
 
     ``q_n = d_n - beta a_n + gamma pbar_n``; ``x_{n+1} = x_n + dt (rho - q_n) + sigma sqrt(dt) eps_n``;
     ``w_{n+1} = w_n + dt (a_n q_n - kappa rho)``; ``d_n = d0 + A sin(2 pi t_n / T)``;
-    ``r_n = dt [a_n q_n - kappa rho - h/2 x_n^2 - lam/2 (a_n - pbar_n)^2]``; ``g = -hT/2 x_N^2``.
+    ``r_n = dt [a_n q_n - kappa rho - h/2 x_n^2 - lam/2 (a_n - pbar_n)^2]``; ``g = -hT/2 x_N^2``;
+    ``x_0 ~ N(M_0, v_0)`` around an initial mean ``M_0 ~ N(init_mean, init_mean_std^2)`` drawn once per episode.
     """
 
     state_dim = 3
@@ -64,6 +66,7 @@ class PriceModel(MeanFieldModel):
         signal_amplitude: float = 0.5,
         init_mean: float = 0.5,
         init_var: float = 0.04,
+        init_mean_std: float = 0.0,
         price_min: float = 0.0,
         price_max: float = 3.0,
         n_bins: int = 30,
@@ -82,6 +85,7 @@ class PriceModel(MeanFieldModel):
         self.signal_amplitude = check_real("signal_amplitude", signal_amplitude, 0.0)
         self.init_mean = check_real("init_mean", init_mean)
         self.init_var = check_real("init_var", init_var, 0.0)
+        self.init_mean_std = check_real("init_mean_std", init_mean_std, 0.0)
         self.price_min = check_real("price_min", price_min)
         self.price_max = check_real("price_max", price_max)
         if not self.price_max - self.price_min >= MIN_WIDTH:
@@ -106,7 +110,7 @@ class PriceModel(MeanFieldModel):
     # ------------------------------------------------------------------ simulator
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
         states = np.zeros((n, 3), order="F")  # column-major: the per-column updates run on contiguous memory
-        states[:, 0] = self.init_mean + math.sqrt(self.init_var) * rng.standard_normal(n)
+        states[:, 0] = gaussian_start(n, rng, self.init_mean, self.init_mean_std, math.sqrt(self.init_var))
         states[:, 2] = self.signal(0)
         return states
 
@@ -199,13 +203,16 @@ class PriceModel(MeanFieldModel):
         """Exact best response to the frozen mean prices ``flow.mean_fields[n]["mean_price"]``, ``n < N``.
 
         Prices are not clipped to ``[price_min, price_max]`` in the solution (the interval is wide enough
-        that they leave it with negligible probability at reasonable flows).
+        that they leave it with negligible probability at reasonable flows). The policy does not depend on the
+        initial law; its ``expected_return`` starts from one firm's inventory law averaged over the draw of
+        ``M_0``, ``x_0 ~ N(init_mean, init_var + init_mean_std^2)``, against this one frozen flow (exact: the
+        cost is quadratic in ``x_0``).
         """
         mean_prices = np.array([flow.mean_fields[n]["mean_price"] for n in range(self.n_steps)])
         solution = scalar_lq_best_response(self.n_steps, self.dt, self.sigma, **self._frozen_flow_problem(mean_prices))
         return BestResponse(
             policy=self._affine_policy(solution.gains, solution.offsets),
-            expected_return=-solution.expected_cost(self.init_mean, self.init_var),
+            expected_return=-solution.expected_cost(self.init_mean, self.init_var + self.init_mean_std**2),
         )
 
     def solve_equilibrium(self) -> Equilibrium:
@@ -219,7 +226,18 @@ class PriceModel(MeanFieldModel):
         Policy ``a*_n(x) = pbar_n - K_n (x - xbar_n)`` with the individual Riccati gain ``K_n``; the inventory
         variance follows ``v_{n+1} = (1 - dt beta K_n)^2 v_n + sigma^2 dt`` and the posted price at step ``n``
         is ``N(pbar_n, K_n^2 v_n)``.
+
+        ``NotImplementedError`` with a random initial mean (``init_mean_std > 0``, docs/models.md, "Random initial
+        inventory"): the equilibrium's first price moves with ``M_0``, but no price has been posted at step 0, so
+        no observation of that step shows ``M_0``.
         """
+        if self.init_mean_std > 0.0:
+            raise NotImplementedError(
+                "MFGPrice-v0 with a random initial mean (init_mean_std > 0) has no equilibrium policy of the"
+                " observation: the equilibrium price of step 0 depends on the drawn initial mean, and the step-0"
+                " population entry (no price posted yet) does not show it; exact best responses and"
+                " exact_nash_gap still apply"
+            )
         beta, gamma, dt, n_steps = self.demand_slope, self.cross_slope, self.dt, self.n_steps
         net_slope = 2.0 * beta - gamma
         signal = self.signal(np.arange(n_steps))
@@ -281,7 +299,9 @@ class PriceEnv(MeanFieldEnv):
     its cash ``w_{n+1} = w_n + dt (a_n q_n - kappa rho)``, and the market signal
     ``d_n = d0 + A sin(2 pi t_n / T)`` is deterministic. The exact equilibrium
     (``mfg_envs.solve_equilibrium``) comes from a discrete Pontryagin recursion; exact best responses
-    from a scalar Riccati recursion in ``x``.
+    from a scalar Riccati recursion in ``x``. With a random initial mean inventory (``init_mean_std > 0``)
+    best responses and Nash gaps stay exact, but ``solve_equilibrium`` raises ``NotImplementedError``: the
+    equilibrium's first price depends on the drawn mean, which no observation of step 0 shows.
 
     ## Action Space
 
@@ -314,7 +334,9 @@ class PriceEnv(MeanFieldEnv):
 
     ## Starting State
 
-    ``x_0 ~ N(init_mean, init_var)``, ``w_0 = 0``, ``d_0 = d0`` for every particle.
+    One initial mean ``M_0 ~ N(init_mean, init_mean_std^2)`` per episode, shared by all firms (``M_0 = init_mean``
+    at the default ``init_mean_std = 0``, and nothing is drawn for it); then ``x_0 ~ N(M_0, init_var)``,
+    ``w_0 = 0``, ``d_0 = d0`` for every particle.
 
     ## Episode End
 
@@ -335,7 +357,7 @@ class PriceEnv(MeanFieldEnv):
     | `terminal_holding_cost` | hT >= 0 | 1.0 |
     | `sigma` | sigma >= 0 | 0.3 |
     | `signal_mean`, `signal_amplitude` | d0, A >= 0 | 2.0, 0.5 |
-    | `init_mean`, `init_var` | m_0, v_0 >= 0 | 0.5, 0.04 |
+    | `init_mean`, `init_var`, `init_mean_std` | m_0, v_0 >= 0, std of ``M_0`` >= 0 | 0.5, 0.04, 0.0 |
     | `price_min`, `price_max` | price range, min < max | 0.0, 3.0 |
     | `n_bins` | histogram bins | 30 |
     | `n_particles` | population size | 1000 |

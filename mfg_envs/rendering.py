@@ -106,13 +106,14 @@ _EQUILIBRIA: weakref.WeakKeyDictionary[MeanFieldModel, Equilibrium | None] = wea
 
 
 def exact_equilibrium(model: MeanFieldModel) -> Equilibrium | None:
-    """``model.solve_equilibrium()``, computed once per model; ``None`` when the model has no exact solution.
+    """``model.solve_equilibrium()``, computed once per model; ``None`` when the model has no exact solution, or when
+    its population is random (``random_population``: the exact flow is that of one nominal draw, not the episode's).
 
     Models are immutable after construction, so the cache (weakly keyed by the model) never goes stale.
     """
     if model not in _EQUILIBRIA:
         _EQUILIBRIA[model] = None
-        if exactly_solvable(model):
+        if exactly_solvable(model) and not model.random_population:
             with contextlib.suppress(ValueError, RuntimeError):  # no equilibrium at these parameters
                 _EQUILIBRIA[model] = model.solve_equilibrium()  # type: ignore[attr-defined]
     return _EQUILIBRIA[model]

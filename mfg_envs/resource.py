@@ -18,6 +18,7 @@ import numpy as np
 from mfg_envs.core import MIN_WIDTH, MeanField, MeanFieldModel, Population, PopulationFlow, check_int, check_real
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import AffinePolicy, BestResponse, Equilibrium, normal_cdf
+from mfg_envs.initial_law import gaussian_start
 from mfg_envs.rendering import EXACT, PARTICLE_MEAN, HistogramScene, Mark, exact_equilibrium, histogram_scene
 
 
@@ -26,19 +27,21 @@ def normal_pdf(z: np.ndarray | float) -> np.ndarray:
     return np.exp(-0.5 * np.square(np.asarray(z, dtype=float))) / math.sqrt(2.0 * math.pi)
 
 
-def standardize(delta: np.ndarray | float, std: float) -> np.ndarray:
-    """``delta / std``; for ``std = 0`` (a point mass) ``+inf`` where ``delta > 0`` and ``-inf`` elsewhere.
+def standardize(delta: np.ndarray | float, std: np.ndarray | float) -> np.ndarray:
+    """``delta / std`` (elementwise); where ``std = 0`` (a point mass) ``+inf`` for ``delta > 0`` and ``-inf`` else.
 
     With this limit ``Phi(z)`` and ``phi(z)`` give the right point-mass values in the formulas below.
     """
-    delta = np.asarray(delta, dtype=float)
-    return delta / std if std > 0.0 else np.where(delta > 0.0, np.inf, -np.inf)
+    delta, std = np.asarray(delta, dtype=float), np.asarray(std, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(std > 0.0, delta / std, np.where(delta > 0.0, np.inf, -np.inf))
 
 
 def positive_part_moments(
-    mean: np.ndarray | float, std: float, level: np.ndarray | float
+    mean: np.ndarray | float, std: np.ndarray | float, level: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``g_p(k) = E[(Y - k)_+^p]``, ``p = 1, 2, 3``, for ``Y ~ N(mean, std^2)`` (elementwise in ``mean``, ``k``).
+    """``g_p(k) = E[(Y - k)_+^p]``, ``p = 1, 2, 3``, for ``Y ~ N(mean, std^2)`` (elementwise in ``mean``, ``std``,
+    ``k``).
 
     With ``a = mean - k`` and ``z = a / std`` (docs/models.md, "MFGResource-v0"):
     ``g1 = a Phi(z) + std phi(z)``, ``g2 = (a^2 + std^2) Phi(z) + a std phi(z)``,
@@ -58,9 +61,10 @@ class ResourceModel(MeanFieldModel):
     """Agents with demand ``theta`` and capacity ``c`` allocating ``a in [0, c]`` against the mean allocation.
 
     ``theta_{n+1} = thbar + phi (theta_n - thbar) + s eps_n``; ``c`` fixed per episode;
-    ``r_n = theta_n a_n - a_n^2/2 - kappa abar_n a_n``; no terminal reward.
-    State ``(theta, c, t_n/T)``. There is no continuous-time limit: rewards carry no ``dt``, and
-    ``horizon`` is fixed to 1 so that ``dt = 1/N`` only defines the time stamp ``t_n/T = n/N``.
+    ``r_n = theta_n a_n - a_n^2/2 - kappa abar_n a_n``; no terminal reward; ``theta_0 ~ N(M_0, tau^2)`` around
+    a demand level ``M_0 ~ N(thbar, init_mean_std^2)`` drawn once per episode. State ``(theta, c, t_n/T)``.
+    There is no continuous-time limit: rewards carry no ``dt``, and ``horizon`` is fixed to 1 so that
+    ``dt = 1/N`` only defines the time stamp ``t_n/T = n/N``.
     """
 
     state_dim = 3
@@ -73,6 +77,7 @@ class ResourceModel(MeanFieldModel):
         demand_mean: float = 1.0,
         demand_persistence: float = 0.8,
         demand_noise: float = 0.3,
+        init_mean_std: float = 0.0,
         capacity_min: float = 0.5,
         capacity_max: float = 1.5,
         congestion: float = 1.0,
@@ -84,6 +89,7 @@ class ResourceModel(MeanFieldModel):
             "demand_persistence", demand_persistence, -1.0, 1.0, low_open=True, high_open=True
         )
         self.demand_noise = check_real("demand_noise", demand_noise, 0.0)
+        self.init_mean_std = check_real("init_mean_std", init_mean_std, 0.0)
         self.capacity_min = check_real("capacity_min", capacity_min, 0.0)
         self.capacity_max = check_real("capacity_max", capacity_max, max(self.capacity_min, MIN_WIDTH), low_open=True)
         # kappa >= 0 makes the right side of the fixed point decreasing, hence the equilibrium unique.
@@ -98,11 +104,17 @@ class ResourceModel(MeanFieldModel):
         """Stationary standard deviation of the demand, ``tau = s / sqrt(1 - phi^2)``."""
         return self.demand_noise / math.sqrt(1.0 - self.demand_persistence**2)
 
+    def demand_stds(self) -> np.ndarray:
+        """``(N,)``: the standard deviation of ``theta_n`` over the particles and the draw of ``M_0``,
+        ``sqrt(tau^2 + phi^(2n) init_mean_std^2)`` (``M_0 - thbar`` decays as ``phi^n``; the mean is ``thbar``)."""
+        return np.hypot(self.demand_std, self.demand_persistence ** np.arange(self.n_steps) * self.init_mean_std)
+
     # ------------------------------------------------------------------ simulator
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``theta_0 ~ N(thbar, tau^2)`` (the stationary law), ``c ~ U[c_lo, c_hi]``, ``t_0/T = 0``."""
+        """``theta_0 ~ N(M_0, tau^2)`` (the stationary spread around the episode's ``M_0``), ``c ~ U[c_lo, c_hi]``,
+        ``t_0/T = 0``."""
         states = np.zeros((n, 3))
-        states[:, 0] = self.demand_mean + self.demand_std * rng.standard_normal(n)
+        states[:, 0] = gaussian_start(n, rng, self.demand_mean, self.init_mean_std, self.demand_std)
         states[:, 1] = rng.uniform(self.capacity_min, self.capacity_max, n)
         return states
 
@@ -155,15 +167,20 @@ class ResourceModel(MeanFieldModel):
         return histogram_scene(population, marks, band=(self.capacity_min, self.capacity_max))
 
     # ------------------------------------------------------------------ exact solver
-    def best_response_statistics(self, mean_allocation: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    def best_response_statistics(
+        self, mean_allocation: np.ndarray | float, demand_std: np.ndarray | float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``E[clip(Y, 0, c)]`` and ``E[Y^2/2 - (clip(Y, 0, c) - Y)^2/2]`` for ``Y = theta - kappa abar``.
 
-        ``theta`` follows its stationary law at every step, so ``Y ~ N(thbar - kappa abar, tau^2)`` and, with
-        ``c ~ U[c_lo, c_hi]``, ``W = c_hi - c_lo``:
+        ``theta ~ N(thbar, demand_std^2)`` (default ``tau``: the stationary law of every step when the initial
+        mean is fixed), so ``Y ~ N(thbar - kappa abar, demand_std^2)`` and, with ``c ~ U[c_lo, c_hi]``,
+        ``W = c_hi - c_lo``:
         ``E clip = g1(0) - (g2(c_lo) - g2(c_hi))/(2W)``, ``J_n = g2(0)/2 - (g3(c_lo) - g3(c_hi))/(6W)``
-        (integrating ``dg_{p+1}/dk = -(p+1) g_p`` over the uniform capacity). Elementwise in ``abar``.
+        (integrating ``dg_{p+1}/dk = -(p+1) g_p`` over the uniform capacity). Elementwise in ``abar`` and
+        ``demand_std``.
         """
-        mu, tau = self.demand_mean - self.congestion * np.asarray(mean_allocation, dtype=float), self.demand_std
+        mu = self.demand_mean - self.congestion * np.asarray(mean_allocation, dtype=float)
+        tau = self.demand_std if demand_std is None else demand_std
         width = self.capacity_max - self.capacity_min
         g1_0, g2_0, _ = positive_part_moments(mu, tau, 0.0)
         _, g2_lo, g3_lo = positive_part_moments(mu, tau, self.capacity_min)
@@ -212,11 +229,12 @@ class ResourceModel(MeanFieldModel):
     def best_response(self, flow: PopulationFlow) -> BestResponse:
         """Exact best response ``clip(theta - kappa abar_n, 0, c)`` to the frozen ``flow.mean_fields[n]``.
 
-        Its expected return is ``sum_n J_n(abar_n)`` (:meth:`best_response_statistics`): the demand law is
-        stationary, so only ``abar_n`` changes from step to step.
+        The policy does not depend on the demand's law. Its expected return is ``sum_n J_n(abar_n)``
+        (:meth:`best_response_statistics`) with ``theta_n ~ N(thbar, tau_n^2)``, one agent's demand law averaged
+        over the draw of ``M_0`` (:meth:`demand_stds`; ``tau_n = tau``, the stationary law, when ``M_0`` is fixed).
         """
         mean_allocations = np.array([flow.mean_fields[n]["mean_allocation"] for n in range(self.n_steps)])
-        _, step_returns = self.best_response_statistics(mean_allocations)
+        _, step_returns = self.best_response_statistics(mean_allocations, self.demand_stds())
         return BestResponse(self._affine_policy(mean_allocations), float(step_returns.sum()))
 
     def solve_equilibrium(self) -> Equilibrium:
@@ -225,7 +243,18 @@ class ResourceModel(MeanFieldModel):
         ``expected_return = N J_n(abar*)``; ``mean_fields[n] = {"mean_allocation": abar*}`` for ``n < N``
         (the terminal entry is empty, as in the simulator); ``histograms[0]`` is uniform (no allocation yet,
         as the env shows) and ``histograms[n >= 1]`` is :meth:`allocation_histogram` of ``abar*``.
+
+        ``NotImplementedError`` with a random demand level (``init_mean_std > 0``, docs/models.md, "Random
+        initial demand"): the equilibrium allocations of step 0 move with ``M_0``, but no allocation has been
+        made at step 0, so no observation of that step shows ``M_0``.
         """
+        if self.init_mean_std > 0.0:
+            raise NotImplementedError(
+                "MFGResource-v0 with a random initial demand level (init_mean_std > 0) has no equilibrium policy of"
+                " the observation: the equilibrium allocation of step 0 depends on the drawn level, and the step-0"
+                " population entry (no allocation made yet) does not show it; exact best responses and"
+                " exact_nash_gap still apply"
+            )
         mean_allocation = self.equilibrium_mean_allocation()
         _, step_return = self.best_response_statistics(mean_allocation)
         uniform = np.full(self.n_bins, 1.0 / self.n_bins)
@@ -250,6 +279,9 @@ class ResourceEnv(MeanFieldEnv):
     (``mfg_envs.solve_equilibrium``) is ``a* = clip(theta - kappa abar*, 0, c)`` with ``abar*`` the root of
     ``abar = E clip(theta - kappa abar, 0, c)``; the box binds (about 15% of agents allocate 0 and 20%
     their full capacity at the defaults), so the interior formula ``thbar / (1 + kappa)`` is not the answer.
+    With a random initial demand level (``init_mean_std > 0``) best responses and Nash gaps stay exact, but
+    ``solve_equilibrium`` raises ``NotImplementedError``: the equilibrium allocation of step 0 depends on the
+    drawn level, which no observation of step 0 shows.
 
     ## Action Space
 
@@ -281,8 +313,12 @@ class ResourceEnv(MeanFieldEnv):
 
     ## Starting State
 
-    ``theta_0 ~ N(thbar, s^2 / (1 - phi^2))`` (the stationary law), ``c ~ U[capacity_min, capacity_max]``,
-    independently for every particle; ``t_0 = 0``.
+    ``theta_0 ~ N(M_0, s^2 / (1 - phi^2))`` (the stationary spread) around one demand level
+    ``M_0 ~ N(thbar, init_mean_std^2)`` per episode, shared by all particles; ``c ~ U[capacity_min, capacity_max]``,
+    independently for every particle; ``t_0 = 0``. The initial law has no mean keyword: ``demand_mean`` is its
+    mean, and ``init_mean_std`` shifts the whole population's initial demand at random, after which the shift
+    decays as ``phi^n``. At the default ``init_mean_std = 0`` ``M_0 = thbar`` (the stationary law) and nothing is
+    drawn for it.
 
     ## Episode End
 
@@ -297,6 +333,7 @@ class ResourceEnv(MeanFieldEnv):
     | `demand_mean` | thbar | 1.0 |
     | `demand_persistence` | phi, \|phi\| < 1 | 0.8 |
     | `demand_noise` | s >= 0 | 0.3 |
+    | `init_mean_std` | std of the initial demand level ``M_0``, >= 0 | 0.0 |
     | `capacity_min`, `capacity_max` | c_lo, c_hi with 0 <= c_lo < c_hi | 0.5, 1.5 |
     | `congestion` | kappa >= 0 | 1.0 |
     | `n_bins` | histogram bins on ``[0, capacity_max]`` | 30 |

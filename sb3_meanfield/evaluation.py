@@ -149,7 +149,15 @@ class RLBestResponse:
         self.templates, self.total_timesteps, self.rl_kwargs = templates, total_timesteps, rl_kwargs
         self.trained: dict[int, PopulationPolicy] = {}
 
-    def __call__(self, game: Game, population: int, flows: Sequence[PopulationFlow], seed: int) -> PopulationPolicy:
+    def __call__(
+        self,
+        game: Game,
+        population: int,
+        flows: Sequence[PopulationFlow],
+        seed: int,
+        policies: Sequence[PopulationPolicy] | None = None,
+    ) -> PopulationPolicy:
+        """The learned best response to ``flows`` (it answers the flows: ``policies`` is not needed)."""
         if population not in self.trained:
             agent = rl_best_response(
                 self.templates[population], game, flows, population, self.total_timesteps, seed, **self.rl_kwargs

@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 from helpers import rollout_population
 
-from mfg_envs import exactly_solvable
+from mfg_envs import exactly_solvable, solve_equilibrium
 from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, histogram
 from mfg_envs.crowd import CrowdEnv, CrowdLQEnv, CrowdLQModel, CrowdModel
 from mfg_envs.equilibrium import AffinePolicy
-from mfg_envs.game import Game
+from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.parallel import MeanFieldParallelEnv
 from mfg_envs.vector import MeanFieldVectorEnv
 
 J_STAR = 0.7266301773  # docs/models.md, "MFGCrowdLQ-v0", defaults (cost; the return is -J*)
+RANDOM_MEAN = (0.3, 0.2, 0.0, 0.0)  # init_mean_std: a random initial mean position
+RANDOM_J_STAR = 0.7594465589  # docs/models.md, "Random initial mean of the crowd": E[J*(M_0)] at RANDOM_MEAN
 AXIS_COSTS = (0.8366282838, -0.1099981065)
 N_GAP = 20_000
 
@@ -211,6 +213,93 @@ def test_lq_reward_is_the_documented_cost(model):
     np.testing.assert_allclose(model.terminal_reward(states, mean_field), -terminal, rtol=1e-12)
 
 
+# --------------------------------------------------------------------------- random initial mean
+@pytest.mark.parametrize("model_class", [CrowdLQModel, CrowdModel])
+def test_a_fixed_initial_mean_draws_exactly_the_fixed_law(model_class):
+    """``init_mean_std = 0``: no draw for ``M_0``, the particles are ``init_mean + sqrt(init_var) xi``, bit for bit."""
+    noise = np.random.default_rng(3).standard_normal((500, 4))
+    expected = np.array([-1.0, 0.5, 0.0, 0.0]) + np.sqrt([0.02, 0.02, 0.01, 0.01]) * noise
+    np.testing.assert_array_equal(model_class().initial_states(500, np.random.default_rng(3)), expected)
+
+
+@pytest.mark.parametrize("model_class", [CrowdLQModel, CrowdModel])
+def test_the_initial_mean_is_drawn_first_and_shared_by_the_population(model_class):
+    std, var = np.array([0.3, 0.2, 0.1, 0.0]), np.array([0.02, 0.02, 0.01, 0.01])
+    model = model_class(init_mean_std=std)
+    rng = np.random.default_rng(4)  # the documented order: M_0 first, then the particles
+    drawn = np.array([-1.0, 0.5, 0.0, 0.0]) + std * rng.standard_normal(4)
+    starts = model.initial_states(4000, np.random.default_rng(4))
+    np.testing.assert_array_equal(starts, drawn + np.sqrt(var) * rng.standard_normal((4000, 4)))
+    assert np.all(np.abs(starts.mean(axis=0) - drawn) < 4 * np.sqrt(var / 4000))
+    np.testing.assert_array_equal(model.initial_states(7, np.random.default_rng(4))[0], starts[0])  # any n: same M_0
+    # Over many resets the sample means spread as std (plus the particles' own sampling spread).
+    means = np.array([model.initial_states(50, np.random.default_rng(seed)).mean(axis=0) for seed in range(800)])
+    np.testing.assert_allclose(means.std(axis=0), np.sqrt(std**2 + var / 50), rtol=0.15)
+
+
+def test_random_initial_mean_equilibrium_is_the_equilibrium_of_every_draw():
+    """The feedback ``-K z - C m - k`` at the mean path of a draw is that draw's fixed-law equilibrium, and
+    ``expected_return`` is ``-E[J*(M_0)]`` (a 3 x 3 Gauss-Hermite rule, exact for quadratics)."""
+    model = CrowdLQModel(init_mean_std=RANDOM_MEAN)
+    equilibrium = solve_equilibrium(CrowdLQEnv(n_particles=10, init_mean_std=RANDOM_MEAN))
+    policy = equilibrium.policy
+    assert policy.population_gains.shape == (40, 2, 2) and not policy.population_gains[:, [0, 1], [1, 0]].any()
+    for draw in ([-1.4, 0.9, 0.0, 0.0], [-0.6, 0.2, 0.0, 0.0]):
+        fixed = model.given_initial_mean(np.array(draw)).solve_equilibrium()
+        means = np.array([mf["mean"] for mf in fixed.mean_fields[:-1]])
+        np.testing.assert_allclose(policy.gains, fixed.policy.gains, atol=1e-14)
+        offsets = policy.offsets + np.einsum("nij,nj->ni", policy.population_gains, means)
+        np.testing.assert_allclose(offsets, fixed.policy.offsets, atol=1e-13)
+
+    def draw_return(x, y):
+        shifted = model.init_mean + np.array([0.3 * x, 0.2 * y, 0.0, 0.0])
+        return model.given_initial_mean(shifted).solve_equilibrium().expected_return
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(3)
+    average = weights @ np.array([[draw_return(x, y) for y in nodes] for x in nodes]) @ weights / weights.sum() ** 2
+    assert equilibrium.expected_return == pytest.approx(average, abs=1e-12)
+    assert -average == pytest.approx(RANDOM_J_STAR, abs=1e-9)
+
+
+def test_random_initial_mean_equilibrium_return_matches_monte_carlo():
+    """Episodes of the env under the feedback equilibrium, each with its own ``M_0``: the mean return is the exact
+    ``expected_return``, not the fixed law's. Started at the goal, ``J*(M_0)`` has no linear term in ``M_0``, so
+    few episodes resolve its average (docs/models.md has the run at the defaults: 3000 episodes)."""
+    model = CrowdLQModel(init_mean=(1.0, 0.0, 0.0, 0.0), init_mean_std=(0.3, 0.3, 0.0, 0.0))
+    equilibrium, fixed = model.solve_equilibrium(), model.given_initial_mean(model.init_mean).solve_equilibrium()
+    game, n = Game(model, 400), 400
+    returns = np.array([rollout(game, equilibrium.policy, seed)[1][0].mean() for seed in range(120)])
+    error = returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - equilibrium.expected_return) < 4 * error + 3 * 0.6 / n
+    assert abs(returns.mean() - fixed.expected_return) > 6 * error
+
+
+def test_random_initial_mean_gaps_feedback_at_the_floor_time_only_policy_off():
+    env = CrowdLQEnv(n_particles=10, init_mean_std=RANDOM_MEAN)
+    feedback = solve_equilibrium(env).policy
+    estimate = exact_nash_gap(feedback, env, n_particles=5000, seed=0, relative=False)
+    assert abs(estimate.gap) < 3 * 0.6 / 5000 + 3 * estimate.standard_error
+    # Exact laws at one draw: the feedback is that draw's equilibrium; the fixed-law equilibrium (time and own state
+    # only) is a best response only to the draw M_0 = init_mean.
+    time_only = CrowdLQModel().solve_equilibrium().policy
+    draw = CrowdLQModel(init_mean=(-1.3, 0.7, 0.0, 0.0))
+    assert abs(exact_gap(draw, feedback)) < 1e-12
+    assert exact_gap(draw, time_only) == pytest.approx(0.1330, abs=1e-4)
+
+
+def test_random_initial_mean_velocity_has_no_equilibrium_policy_but_best_responses():
+    model = CrowdLQModel(init_mean_std=(0.3, 0.0, 0.1, 0.0))
+    with pytest.raises(NotImplementedError, match="mean velocity"):
+        solve_equilibrium(gym.make("MFGCrowdLQ-v0", init_mean_std=(0.3, 0.0, 0.1, 0.0)))
+    assert model.reference_ellipse(0) is None  # frames draw no equilibrium: its flow depends on the draw
+    # The best response's return starts from one agent's law over the draws: N(init_mean, init_var + std^2).
+    flow = CrowdLQModel().solve_equilibrium().flow
+    marginal = CrowdLQModel(init_var=(0.11, 0.02, 0.02, 0.01)).best_response(flow)
+    best = model.best_response(flow)
+    assert best.expected_return == pytest.approx(marginal.expected_return, abs=1e-12)
+    np.testing.assert_array_equal(best.policy.offsets, marginal.policy.offsets)
+
+
 # --------------------------------------------------------------------------- walled crowd
 def independent_density(positions, low, high, n_bins):
     """Histogram density with numpy's histogram2d (walls included in the last cell)."""
@@ -330,6 +419,7 @@ def test_env_classes_wire_the_models():
         (CrowdLQEnv, "goal", (1.0,)),
         (CrowdLQEnv, "init_mean", (0.0, 0.0)),
         (CrowdLQEnv, "init_var", (0.1, 0.1, -0.1, 0.1)),
+        (CrowdLQEnv, "init_mean_std", (0.1, -0.1, 0.0, 0.0)),
         (CrowdLQEnv, "action_bound", 0.0),
         (CrowdLQEnv, "n_bins", 0),
         (CrowdLQEnv, "domain", (1.0, -1.0)),
@@ -338,6 +428,7 @@ def test_env_classes_wire_the_models():
         (CrowdEnv, "action_cost", -0.1),
         (CrowdEnv, "crowd_aversion", np.inf),
         (CrowdEnv, "init_var", (0.1, 0.1, 0.1)),
+        (CrowdEnv, "init_mean_std", (0.1, 0.1)),
         (CrowdEnv, "domain", (2.0, 2.0)),
         (CrowdEnv, "n_bins", 2.5),
     ],
@@ -345,6 +436,11 @@ def test_env_classes_wire_the_models():
 def test_bad_keywords_raise_value_error_naming_them(env_class, keyword, value):
     with pytest.raises(ValueError, match=keyword):
         env_class(**{keyword: value})
+
+
+def test_a_negative_initial_mean_std_is_rejected_with_its_range():
+    with pytest.raises(ValueError, match=r"init_mean_std\[1\] must be a finite real in \[0, inf\]"):
+        CrowdLQModel(init_mean_std=(0.1, -0.1, 0.0, 0.0))
 
 
 def test_ill_posed_crowd_aversion_is_rejected_at_construction():

@@ -16,6 +16,7 @@ from mfg_envs.crowd_equilibrium import (
     NumericalEquilibrium,
     NumericalGameEquilibrium,
     ReferenceSettings,
+    cache_key,
     cached_reference,
     cached_reference_flows,
     has_reference,
@@ -142,6 +143,19 @@ def test_which_models_have_a_reference():
         solve_reference(gym.make("MFGLinearQuadratic-v0"))
     with pytest.raises(NotImplementedError, match="CrowdGroup has no exact equilibrium"):
         solve_equilibrium(Population(group, 10))
+
+
+def test_a_random_initial_mean_has_no_reference():
+    """The reference is one flow of one fixed initial law: with ``init_mean_std > 0`` there is none (and the cache key
+    holds the keyword, so a fixed-law entry is never read for another law)."""
+    random = CrowdModel(**SMALL, init_mean_std=(0.2, 0.0, 0.0, 0.0))
+    assert not has_reference(random) and has_reference(CrowdModel(**SMALL))
+    with pytest.raises(NotImplementedError, match="init_mean_std = 0"):
+        solve_reference(random)
+    with pytest.raises(NotImplementedError, match="CrowdModel has no exact equilibrium"):
+        solve_equilibrium(gym.make("MFGCrowd-v0", init_mean_std=(0.2, 0.0, 0.0, 0.0)))
+    key = cache_key(reference_game(CrowdModel(**SMALL)), SETTINGS)
+    assert key["populations"][0]["init_mean_std"] == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_settings_are_checked():

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from mfg_envs.core import PopulationFlow
+from mfg_envs import solve_equilibrium
+from mfg_envs.core import ConstantPolicy, Population, PopulationFlow
 from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.price import PriceEnv, PriceModel
 from mfg_envs.vector import MeanFieldVectorEnv
@@ -180,6 +182,46 @@ def test_particle_simulation_matches_the_exact_flow(model, equilibrium):
     assert returns.mean() == pytest.approx(equilibrium.expected_return, abs=5 * returns.std() / np.sqrt(n_agents))
 
 
+# --------------------------------------------------------------------------- random initial mean
+def test_a_fixed_initial_mean_draws_exactly_the_fixed_law():
+    """``init_mean_std = 0``: no draw for ``M_0``; inventories ``init_mean + sqrt(init_var) xi``, bit for bit."""
+    expected = 0.5 + 0.2 * np.random.default_rng(3).standard_normal(500)
+    np.testing.assert_array_equal(PriceModel().initial_states(500, np.random.default_rng(3))[:, 0], expected)
+
+
+def test_the_initial_mean_is_drawn_first_and_shared_by_the_firms():
+    model = PriceModel(init_mean_std=0.5)
+    rng = np.random.default_rng(4)  # the documented order: M_0 first, then the firms
+    drawn = 0.5 + 0.5 * rng.standard_normal()
+    states = model.initial_states(4000, np.random.default_rng(4))
+    np.testing.assert_array_equal(states[:, 0], drawn + 0.2 * rng.standard_normal(4000))
+    assert abs(states[:, 0].mean() - drawn) < 4 * 0.2 / np.sqrt(4000)
+    assert np.all(states[:, 1] == 0.0) and np.all(states[:, 2] == 2.0)
+    assert model.initial_states(3, np.random.default_rng(4))[0, 0] == states[0, 0]  # any n: the same M_0
+    means = np.array([model.initial_states(50, np.random.default_rng(seed))[:, 0].mean() for seed in range(800)])
+    assert means.std() == pytest.approx(np.sqrt(0.5**2 + 0.04 / 50), rel=0.15)
+
+
+def test_random_initial_mean_has_no_equilibrium_policy():
+    with pytest.raises(NotImplementedError, match="step-0 population entry"):
+        solve_equilibrium(PriceEnv(n_particles=10, init_mean_std=0.5))
+
+
+def test_random_initial_mean_best_response_return_matches_monte_carlo():
+    """Ghost firms play the exact best response to a recorded flow, each episode with its own ``M_0``: the mean
+    return is the best response's ``expected_return`` (the start averaged over ``M_0``), not the fixed law's."""
+    model = PriceModel(init_mean_std=0.5)
+    flow = rollout(Game(model, 2000), ConstantPolicy(np.zeros(1)), 0)[0][0]
+    best = model.best_response(flow)
+    np.testing.assert_array_equal(best.policy.offsets, PriceModel().best_response(flow).policy.offsets)
+    ghosts = Population(model, 200)
+    ghosts.freeze(flow)
+    returns = np.array([rollout(Game.of(ghosts), best.policy, seed)[1][0].mean() for seed in range(250)])
+    error = returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - best.expected_return) < 4 * error
+    assert abs(returns.mean() - PriceModel().best_response(flow).expected_return) > 6 * error
+
+
 @pytest.mark.parametrize(
     ("keyword", "value"),
     [
@@ -197,6 +239,7 @@ def test_particle_simulation_matches_the_exact_flow(model, equilibrium):
         ("signal_amplitude", -0.5),
         ("init_mean", None),
         ("init_var", -0.04),
+        ("init_mean_std", -0.5),
         ("price_min", 3.0),
         ("price_max", -1.0),
         ("n_bins", 0),

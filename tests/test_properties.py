@@ -176,6 +176,7 @@ CROWD = {
     "domain": interval(),
     "init_mean": vector(4),
     "init_var": vector(4, 0.0),
+    "init_mean_std": vector(4, 0.0),
     "action_bound": POSITIVE,
 }
 
@@ -191,6 +192,8 @@ KEYWORD_SPECS: dict[type[MeanFieldModel], dict[str, Spec]] = {
         "kappa_terminal": real(),
         "init_mean": real(),
         "init_var": NONNEGATIVE,
+        "init_mean_std": NONNEGATIVE,
+        "common_noise": NONNEGATIVE,
         "action_bound": POSITIVE,
         "histogram_range": interval(),
     },
@@ -238,6 +241,7 @@ KEYWORD_SPECS: dict[type[MeanFieldModel], dict[str, Spec]] = {
         "signal_amplitude": NONNEGATIVE,
         "init_mean": real(),
         "init_var": NONNEGATIVE,
+        "init_mean_std": NONNEGATIVE,
         "price_min": real(),
         "price_max": real(
             lambda c: c["price_min"] + max(MIN_WIDTH, 1e-12 * abs(c["price_min"])), depends_on=("price_min",)
@@ -249,6 +253,7 @@ KEYWORD_SPECS: dict[type[MeanFieldModel], dict[str, Spec]] = {
         "demand_mean": real(),
         "demand_persistence": real(-1.0, 1.0, low_open=True, high_open=True),
         "demand_noise": NONNEGATIVE,
+        "init_mean_std": NONNEGATIVE,
         "capacity_min": NONNEGATIVE,
         "capacity_max": real(lambda c: max(c["capacity_min"], MIN_WIDTH), low_open=True, depends_on=("capacity_min",)),
         "congestion": NONNEGATIVE,

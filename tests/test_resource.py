@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from helpers import rollout_population
 
-from mfg_envs.core import ConstantPolicy, histogram
+from mfg_envs import solve_equilibrium
+from mfg_envs.core import ConstantPolicy, Population, histogram
 from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap
 from mfg_envs.resource import ResourceEnv, ResourceModel
 from mfg_envs.vector import MeanFieldVectorEnv
@@ -252,6 +254,50 @@ def test_allocations_respect_each_agent_capacity():
         np.testing.assert_allclose(allocation, (np.clip(actions[:, 0], -1, 1) + 1) / 2 * capacity, atol=1e-15)
 
 
+# --------------------------------------------------------------------------- random initial demand
+def test_a_fixed_demand_level_draws_exactly_the_stationary_law():
+    """``init_mean_std = 0``: no draw for ``M_0``; demand from the stationary law, then capacities, bit for bit."""
+    model = ResourceModel()
+    rng = np.random.default_rng(3)
+    theta = 1.0 + 0.3 / math.sqrt(1.0 - 0.8**2) * rng.standard_normal(500)
+    np.testing.assert_array_equal(
+        model.initial_states(500, np.random.default_rng(3))[:, :2].T, [theta, rng.uniform(0.5, 1.5, 500)]
+    )
+
+
+def test_the_demand_level_is_drawn_first_and_shared_by_the_agents():
+    model, tau = ResourceModel(init_mean_std=0.6), 0.3 / math.sqrt(1.0 - 0.8**2)
+    rng = np.random.default_rng(4)  # the documented order: M_0 first, then the demands, then the capacities
+    drawn = 1.0 + 0.6 * rng.standard_normal()
+    states = model.initial_states(4000, np.random.default_rng(4))
+    np.testing.assert_array_equal(states[:, 0], drawn + tau * rng.standard_normal(4000))
+    np.testing.assert_array_equal(states[:, 1], rng.uniform(0.5, 1.5, 4000))
+    assert abs(states[:, 0].mean() - drawn) < 4 * tau / np.sqrt(4000)
+    assert model.initial_states(3, np.random.default_rng(4))[0, 0] == states[0, 0]  # any n: the same M_0
+    means = np.array([model.initial_states(50, np.random.default_rng(seed))[:, 0].mean() for seed in range(800)])
+    assert means.std() == pytest.approx(np.sqrt(0.6**2 + tau**2 / 50), rel=0.15)
+
+
+def test_random_demand_level_has_no_equilibrium_policy():
+    with pytest.raises(NotImplementedError, match="step-0 population entry"):
+        solve_equilibrium(ResourceEnv(n_particles=10, init_mean_std=0.6))
+
+
+def test_random_demand_level_best_response_return_matches_monte_carlo():
+    """Ghosts play the exact best response to a recorded flow, each episode with its own ``M_0``: the mean return is
+    the closed form with ``theta_n ~ N(thbar, tau^2 + phi^(2n) s_0^2)``, not the stationary law's."""
+    model = ResourceModel(init_mean_std=0.6)
+    flow = rollout(Game(model, 2000), ConstantPolicy(np.array([0.3])), 0)[0][0]
+    best = model.best_response(flow)
+    np.testing.assert_array_equal(best.policy.offsets, ResourceModel().best_response(flow).policy.offsets)
+    ghosts = Population(model, 100)
+    ghosts.freeze(flow)
+    returns = np.array([rollout(Game.of(ghosts), best.policy, seed)[1][0].mean() for seed in range(400)])
+    error = returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - best.expected_return) < 4 * error
+    assert abs(returns.mean() - ResourceModel().best_response(flow).expected_return) > 4 * error
+
+
 @pytest.mark.parametrize(
     ("keyword", "value", "accepted"),
     [
@@ -260,6 +306,7 @@ def test_allocations_respect_each_agent_capacity():
         ("demand_persistence", 1.0, r"\(-1, 1\)"),
         ("demand_persistence", -1.0, r"\(-1, 1\)"),
         ("demand_noise", -0.1, r"\[0, inf\]"),
+        ("init_mean_std", -0.6, r"\[0, inf\]"),
         ("capacity_min", -0.1, r"\[0, inf\]"),
         ("capacity_max", 0.5, r"\(0.5, inf\]"),
         ("congestion", -1.0, r"\[0, inf\]"),
