@@ -291,6 +291,11 @@ class LinearQuadraticModel(MeanFieldModel):
         rows = self.population_feedback(policy)
         return self.augmented_cost(self.augmented_values(rows, rows)[0])
 
+    def exact_gap(self, policy: PopulationPolicy) -> float:
+        """``J(pi; pi) - J(BR; pi)`` of the affine ``policy`` (:meth:`population_feedback`) played by everyone: its
+        exact Nash gap in the limit of many particles, averaged over the initial mean and the common noise."""
+        return self.policy_cost(policy) + self.feedback_best_response(policy).expected_return
+
     def solve_equilibrium(self) -> Equilibrium:
         """Discrete-time equilibrium ``a*_n(x, m) = -K_n x - C_n m_n - k_n`` (:meth:`augmented_values` with
         ``population=None``; ``k_n = 0`` as no cost is linear in ``x``). Certainty equivalence: the gains do not

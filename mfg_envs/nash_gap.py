@@ -165,6 +165,18 @@ def replicate_gaps(
     return np.array(rows)
 
 
+def neutral_scale(game: Game, responder: BestResponder, n_particles: int, seed: int) -> np.ndarray:
+    """Per population, the neutral policy's gap (normalized action 0 everywhere): the relative gap's scale.
+
+    One replicate of seed ``seed`` by ``responder``; but where one population's flow is random over episodes and its
+    model gives the neutral gap in closed form, averaged over the draws (``exact_gap``: the LQ family), that: one
+    replicate would be the gap of one draw."""
+    model = game.model.populations[0]
+    if len(game.names) == 1 and model.random_population and hasattr(model, "exact_gap"):
+        return np.array([model.exact_gap(neutral_policies(game.model)[0])])
+    return replicate_gaps(game, neutral_policies(game.model), responder, n_particles, seed)[:, 0]
+
+
 def crn_nash_gap(
     game: Game,
     policies: Sequence[PopulationPolicy],
@@ -177,7 +189,7 @@ def crn_nash_gap(
 ) -> NashGap:
     """The Nash gap of ``policies`` (one per population, in order) with the best responses of a responder from
     ``make_responder`` (see the module docstring); ``relative=True`` also divides each gap by that population's
-    gap when every population plays the neutral policy (normalized action 0; one replicate, a second responder)."""
+    gap when every population plays the neutral policy (:func:`neutral_scale`, with a second responder)."""
     n_particles = check_int("n_particles", n_particles, 2)
     n_replicates = check_int("n_replicates", n_replicates, 2)
     if game.model.flow_is_random and method != "exact":
@@ -191,7 +203,7 @@ def crn_nash_gap(
     errors = runs[:, :, 0].std(axis=0, ddof=1) / np.sqrt(n_replicates)
     scale = np.full(len(game.names), np.nan)
     if relative:
-        scale = replicate_gaps(game, neutral_policies(game.model), make_responder(), n_particles, seed)[:, 0]
+        scale = neutral_scale(game, make_responder(), n_particles, seed)
     gaps = {
         name: PopulationGap(
             gap=float(means[k, 0]),

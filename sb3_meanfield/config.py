@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 import mfg_envs  # noqa: F401  (registers the ids for gym.make)
 from mfg_envs.game import game_of
 from sb3_meanfield.common.callbacks import MeanFieldMonitor, PopulationSyncCallback
+from sb3_meanfield.common.encoders import POPULATION_ENCODERS
 from sb3_meanfield.common.noise import make_action_noise
 from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs
 from sb3_meanfield.evaluation import NashGapCallback
@@ -72,8 +73,20 @@ __all__ = [  # the command line's vocabulary (sb3_meanfield.flags) is re-exporte
     "resolve_config",
 ]
 
-#: Config keys the launcher consumes; every other key is a keyword of the algorithm.
-LAUNCHER_KEYS = ("n_timesteps", "n_envs", "env_kwargs", "noise_type", "noise_std", "noise_final_std", "callback")
+#: Config keys the launcher consumes; every other key is a keyword of the algorithm. ``population_encoder``
+#: (:data:`~sb3_meanfield.common.encoders.POPULATION_ENCODERS`) sets the population encoder of the actor's and the
+#: critic's extractors in ``policy_kwargs`` (:func:`with_population_encoder`): ``population_encoder:none`` trains the
+#: same networks without the population input.
+LAUNCHER_KEYS = (
+    "n_timesteps",
+    "n_envs",
+    "env_kwargs",
+    "noise_type",
+    "noise_std",
+    "noise_final_std",
+    "callback",
+    "population_encoder",
+)
 #: Self-play keys (population size and learning particles), also settable with flags.
 SELF_PLAY_KEYS = ("n_particles", "n_learners")
 #: Config keys of the multi-population ids only (also settable with flags).
@@ -165,6 +178,9 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     check_flags(args)
     multi = is_multi(args.env)
     params = config_params(args)
+    if "population_encoder" in params:
+        encoder = params.pop("population_encoder")
+        params["policy_kwargs"] = with_population_encoder(params.get("policy_kwargs"), encoder)
     env_kwargs, n_particles = pop_population(params)
     n_learners = params.pop("n_learners", None)
     n_learners = args.n_learners or n_learners or (MULTI_N_LEARNERS if multi else None)
@@ -200,6 +216,24 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "policy": params.pop("policy", "MeanFieldPolicy"),
         "algo_kwargs": params,
     }
+
+
+def with_population_encoder(policy_kwargs: dict[str, Any] | None, encoder: Any) -> dict[str, Any]:
+    """``policy_kwargs`` (a copy) whose actor and critic extractors both use the population encoder ``encoder``
+    (the shared ``features_extractor_kwargs``, and each role's own keywords where they name one): the config key
+    ``population_encoder``, e.g. ``--hyperparams population_encoder:none`` (the networks without the population
+    input). A name outside :data:`~sb3_meanfield.common.encoders.POPULATION_ENCODERS` raises :class:`UsageError`."""
+    if encoder not in POPULATION_ENCODERS:
+        raise UsageError(f"population_encoder must be one of {list(POPULATION_ENCODERS)}, got {encoder!r}")
+    kwargs = deepcopy(policy_kwargs or {})
+    kwargs["features_extractor_kwargs"] = {
+        **(kwargs.get("features_extractor_kwargs") or {}),
+        "population_encoder": encoder,
+    }
+    for role in ("actor_extractor_kwargs", "critic_extractor_kwargs"):
+        if "population_encoder" in (kwargs.get(role) or {}):
+            kwargs[role] = {**kwargs[role], "population_encoder": encoder}
+    return kwargs
 
 
 def episode_length(env_id: str, env_kwargs: dict[str, Any]) -> int:

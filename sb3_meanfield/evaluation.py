@@ -42,11 +42,10 @@ from mfg_envs.game import (
     game_of,
     ghost_game,
     model_name,
-    neutral_policies,
     population_rngs,
     rollout,
 )
-from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap, replicate_gaps
+from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap, neutral_scale
 from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv, check_model_spaces
 
 
@@ -235,14 +234,15 @@ def neutral_gaps(
     dp: DPResolution | None,
 ) -> tuple[float, ...]:
     """Per population, the gap by ``method`` when every population plays the neutral policy (normalized action 0):
-    the relative gap's scale, one replicate of seed ``seed`` as :func:`mfg_envs.nash_gap.crn_nash_gap` computes it.
+    the relative gap's scale, as :func:`mfg_envs.nash_gap.crn_nash_gap` computes it
+    (:func:`~mfg_envs.nash_gap.neutral_scale`).
 
     Cached (least recently used, 32 entries) on the game's pickled model (its parameters), representation, and
     ``method``, ``n_particles``, ``seed`` and the dp grid ``dp`` (``None`` for the other methods): a callback that
     checks the gap during training computes it once (a dp gap of the crowd: one grid solve per population)."""
     game = Game(pickle.loads(model), n_particles, representation, kde_bandwidth)
     responder = METHODS[method]([None] * len(game.names), {"dp_resolution": dp})
-    gaps = replicate_gaps(game, neutral_policies(game.model), responder, n_particles, seed)[:, 0]
+    gaps = neutral_scale(game, responder, n_particles, seed)
     return tuple(float(gap) for gap in gaps)
 
 

@@ -82,15 +82,25 @@ def key_value(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"{key}: {error}") from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ``>= 1``."""
+def integer_at_least(text: str, low: int) -> int:
+    """``text`` as an integer ``>= low``, else ``argparse.ArgumentTypeError`` naming the bound."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ``>= 1``."""
+    return integer_at_least(text, 1)
+
+
+def replicate_count(text: str) -> int:
+    """argparse type: an integer ``>= 2`` (a standard error needs two replicates)."""
+    return integer_at_least(text, 2)
 
 
 # --------------------------------------------------------------------------- checks of a parsed command line

@@ -174,19 +174,36 @@ class TrainingInterrupted(KeyboardInterrupt):
 #: Replicates of the final evaluation's Nash gap by method (:func:`~sb3_meanfield.evaluation.gap_method`): a dp gap
 #: solves one grid per population and replicate (the default grid, about 30 s of CPU each on the crowds), so two.
 FINAL_REPLICATES = {"exact": 4, "dp": 2}
+#: Replicates of the final exact gap where the population is random (a random initial mean ``init_mean_std`` or
+#: common noise): each replicate draws its own population, and the gap varies with the draw (docs/population_aware.md).
+RANDOM_POPULATION_REPLICATES = 32
+
+
+def final_replicates(game: Game, method: str) -> int:
+    """Replicates of the final Nash gap of ``method`` on ``game`` when ``--eval-replicates`` does not say:
+    :data:`FINAL_REPLICATES`, or :data:`RANDOM_POPULATION_REPLICATES` for an exact gap where the population is
+    random."""
+    random = any(getattr(member.model, "random_population", False) for member in game.members)
+    return RANDOM_POPULATION_REPLICATES if method == "exact" and random else FINAL_REPLICATES[method]
 
 
 def evaluate(
-    models: Sequence[BaseAlgorithm], game: Game, n_particles: int, seed: int, gap: bool = True
+    models: Sequence[BaseAlgorithm],
+    game: Game,
+    n_particles: int,
+    seed: int,
+    gap: bool = True,
+    n_replicates: int | None = None,
 ) -> dict[str, Any]:
     """The final evaluation of the learned policies (one model per population) on ``n_particles`` particles.
 
     Every critic's overestimation of its population's initial value (``critic_value - realized_return``,
     :func:`~sb3_meanfield.evaluation.overestimation`, every population playing its learned policy), and the Nash gap
     by the game's method (:func:`~sb3_meanfield.evaluation.gap_method`: exact, or dp on the crowds at the default
-    grid, :data:`FINAL_REPLICATES` replicates), or, ``gap=False`` or without a method, the mean returns. One population:
-    one flat dict (``method`` and the gap's figures, or ``mean_return``, and the critic's); several: ``method``,
-    ``gaps`` per population, ``max_gap`` and ``max_relative_gap`` (or ``mean_returns``) and ``critic`` per population.
+    grid; ``n_replicates`` replicates, by default :func:`final_replicates`), or, ``gap=False`` or without a method,
+    the mean returns. One population: one flat dict (``method`` and the gap's figures, or ``mean_return``, and the
+    critic's); several: ``method``, ``gaps`` per population, ``max_gap`` and ``max_relative_gap`` (or ``mean_returns``)
+    and ``critic`` per population.
     """
     cohort = game.clone(n_particles)
     cohort.reset(population_rngs(seed, len(cohort.names)))
@@ -196,7 +213,8 @@ def evaluate(
     method = gap_method(game) if gap else None
     result = None
     if method is not None:
-        result = nash_gap(list(models), game, method, n_particles, seed, n_replicates=FINAL_REPLICATES[method])
+        replicates = n_replicates or final_replicates(game, method)
+        result = nash_gap(list(models), game, method, n_particles, seed, n_replicates=replicates)
     if len(game.names) == 1:
         (only,) = critic.values()
         if result is not None:
@@ -326,7 +344,7 @@ def _train_population(
     model.logger.close()
     population = env.get_attr("population", indices=[0])[0]
     game = env.get_attr("game", indices=[0])[0]
-    result = evaluate([model], game, args.eval_particles, args.seed, not args.no_eval_gap)
+    result = evaluate([model], game, args.eval_particles, args.seed, not args.no_eval_gap, args.eval_replicates)
     write_summary(run_dir, result, seconds)
     env.close()
     if args.tensorboard:
@@ -356,7 +374,9 @@ def train_populations(args: argparse.Namespace, config: dict[str, Any]) -> Path:
         model.save(run_dir / f"model_{name}.zip")
         model.logger.close()
     trainer.logger.close()
-    result = evaluate(trainer.models, trainer.game, args.eval_particles, args.seed, not args.no_eval_gap)
+    result = evaluate(
+        trainer.models, trainer.game, args.eval_particles, args.seed, not args.no_eval_gap, args.eval_replicates
+    )
     write_summary(run_dir, result, seconds)
     steps = f"{config['schedule']}: {config['n_timesteps']} steps per population"
     return report(config, steps, seconds, format_evaluation(result), run_dir, False)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
@@ -16,17 +17,20 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 import mfg_envs
+from mfg_envs.game import game_of
 from sb3_meanfield.config import (
     MIN_CHECKS,
     UsageError,
     accepted_keywords,
+    build,
     key_value,
     parse_value,
     resolve_config,
     schedule,
+    with_population_encoder,
 )
 from sb3_meanfield.plotting import gap_checks, learning_curves_figure, load_metrics
-from sb3_meanfield.run import format_evaluation
+from sb3_meanfield.run import FINAL_REPLICATES, RANDOM_POPULATION_REPLICATES, final_replicates, format_evaluation
 from sb3_meanfield.td3 import MFTD3
 from sb3_meanfield.train import build_parser, main, parse_args, train
 
@@ -53,6 +57,11 @@ BAD_COMMANDS = {
     "unknown hyperparameter": (["--hyperparams", "learning_rat:0.1"], "unknown hyperparameter(s) ['learning_rat']"),
     "unwritable log folder": (["-f", "{file}/runs"], "cannot write to log folder"),
     "zero steps": (["-n", "0"], "expected an integer >= 1"),
+    "one replicate": (["--eval-replicates", "1"], "argument --eval-replicates: expected an integer >= 2, got '1'"),
+    "unknown population encoder": (
+        ["--hyperparams", "population_encoder:rnn"],
+        "population_encoder must be one of ['mlp', 'cnn', 'deepsets', 'none'], got 'rnn'",
+    ),
     "more learners than particles": (["--n-particles", "4", "--n-learners", "8"], "n_learners must be in [1,"),
 }
 
@@ -356,6 +365,35 @@ def test_config_precedence_flags_over_hyperparams_over_self_play_over_the_table(
     assert representative["algo_kwargs"] == {"batch_size": 64, "tau": 0.5, "gamma": 1.0}
     assert representative["n_timesteps"] == 99 and representative["n_particles"] == 1000
     assert representative["callback"] == [{"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": 7}}]
+
+
+def test_population_encoder_key_changes_only_the_population_encoder():
+    """``--hyperparams population_encoder:none``: the shipped networks without the population input, for actor and
+    critic alike; a random initial law through ``env_kwargs``."""
+    argv = ["--hyperparams", "env_kwargs:dict(init_mean_std=1.0)"]
+    aware = resolve_config(parse_args(argv))
+    blind = resolve_config(parse_args([*argv, "population_encoder:none"]))
+    assert blind["env_kwargs"] == aware["env_kwargs"] == {"init_mean_std": 1.0}
+    model = build(blind)[1]
+    kwargs, shipped = blind["algo_kwargs"].pop("policy_kwargs"), aware["algo_kwargs"].pop("policy_kwargs")
+    assert kwargs == {**shipped, "features_extractor_kwargs": {"population_encoder": "none"}}
+    assert blind == aware
+    for network in (model.actor, model.critic, model.actor_target, model.critic_target):
+        assert network.features_extractor.population_encoder is None
+    # a role's own encoder is replaced too
+    roles = {"critic_extractor_kwargs": {"population_encoder": "mlp", "state_arch": [4]}}
+    assert with_population_encoder(roles, "none")["critic_extractor_kwargs"] == {
+        "population_encoder": "none",
+        "state_arch": [4],
+    }
+
+
+def test_final_gap_takes_more_replicates_where_the_population_is_random():
+    fixed, random = (game_of(gym.make(LQ, init_mean_std=std)) for std in (0.0, 1.0))
+    assert final_replicates(fixed, "exact") == FINAL_REPLICATES["exact"]
+    assert final_replicates(random, "exact") == RANDOM_POPULATION_REPLICATES
+    assert final_replicates(game_of(gym.make("MFGCrowd-v0")), "dp") == FINAL_REPLICATES["dp"]
+    assert parse_args(["--eval-replicates", "16"]).eval_replicates == 16
 
 
 def test_yaml_configs_are_read_like_rl_zoo3(tmp_path):

@@ -252,6 +252,38 @@ def test_actions_have_a_population_gradient(encoder, env_fn, extra):
         assert critic_grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("coupling", ["concat", "affine"])
+def test_no_population_encoder_removes_the_population_input(algo, coupling):
+    """``population_encoder="none"``: actor and critics are functions of time, own state (and action) only; the
+    rest of the networks is unchanged."""
+    shared = {"population_encoder": "none", "state_arch": [8], "population_arch": [8], "state_coupling": coupling}
+    model = algo("MeanFieldPolicy", make_env(), policy_kwargs={"features_extractor_kwargs": shared}, seed=0)
+    with_population = algo(
+        "MeanFieldPolicy",
+        make_env(),
+        policy_kwargs={"features_extractor_kwargs": {**shared, "population_encoder": "mlp"}},
+        seed=0,
+    )
+    extractor = model.actor.features_extractor
+    assert extractor.population_encoder is None
+    assert extractor.features_dim == (8 * 2 if coupling == "affine" else 8)  # (f_t, [s, 1]) or f_s(s, t)
+    assert with_population.actor.features_extractor.features_dim == (16 * 2 if coupling == "affine" else 16)
+    obs, swapped = population_swap()
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], model.predict(swapped, deterministic=True)[0]
+    )
+    batch = {key: th.as_tensor(value) for key, value in observation_batch(make_env()).items()}
+    other = dict(batch, population=th.rand_like(batch["population"]))
+    actions = model.actor(batch).detach()
+    with th.no_grad():
+        for critic in (model.critic, model.critic_target):
+            for q_value, q_other in zip(critic(batch, actions), critic(other, actions)):
+                th.testing.assert_close(q_value, q_other)
+    assert not any("population_encoder" in name for name, _ in model.policy.named_parameters())
+    assert model.learn(100).num_timesteps == 100
+
+
 # --------------------------------------------------------------------------- encoders
 def test_histogram_enters_as_density_moments_unscaled():
     assert MeanFieldExtractor(make_env().observation_space).population_scale == 40.0

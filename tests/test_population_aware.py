@@ -206,3 +206,12 @@ def test_numerical_best_response_is_stable_under_refinement():
     assert returns[0].mean() == pytest.approx(returns[1].mean(), abs=2e-3)
     estimate = exact_nash_gap(policy, env, n_particles=2000, relative=False, n_replicates=8)
     assert estimate.gap > 4 * estimate.standard_error
+
+
+def test_relative_gap_divides_by_the_neutral_gap_averaged_over_the_draws():
+    env = make(**RANDOM)
+    neutral = ConstantPolicy(np.zeros(1))
+    scale = env.unwrapped.model.exact_gap(neutral)
+    estimate = exact_nash_gap(neutral, env, n_particles=2000, n_replicates=40)
+    assert abs(estimate.gap - scale) < 4 * estimate.standard_error
+    assert estimate.relative_gap == pytest.approx(estimate.gap / scale, rel=1e-12)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch as th
 
+import mfg_envs
 from sb3_meanfield import MFSAC, MFTD3
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.train import parse_args, train
@@ -20,6 +21,7 @@ from action_saturation import main as saturation_main
 from action_saturation import played_actions
 from benchmark_equilibrium import finished_run
 from compare_algorithms import responder_template
+from population_aware import best_time_only, exact_gap, fixed_law_time_only, time_only_policy
 
 th.set_num_threads(1)
 
@@ -74,3 +76,18 @@ def test_action_saturation_plays_one_episode_of_every_population(tmp_path, capsy
     assert float(row[3]) == pytest.approx((np.abs(actions) > 0.98).mean(), abs=5e-4)
     with pytest.raises(SystemExit):
         saturation_main([str(tmp_path)])  # not a finished run folder
+
+
+def test_best_time_only_policy_is_a_local_minimum_below_the_fixed_law_equilibrium():
+    """``scripts/population_aware.py``: on a random initial law the best time-only affine policy found by L-BFGS has a
+    smaller exact gap than the fixed law's equilibrium written as a function of time, a positive one (only a policy
+    that reads the population reaches 0), and no coordinate step lowers it."""
+    model = mfg_envs.LinearQuadraticEnv(n_steps=5, init_mean_std=1.0).model
+    fixed = fixed_law_time_only(model)
+    start = np.concatenate([fixed.gains[:, 0, 0], fixed.offsets[:, 0]])
+    gap, parameters, _ = best_time_only(model, start)
+    assert 0.0 < gap < exact_gap(model, fixed) - 1e-3
+    assert gap == pytest.approx(exact_gap(model, time_only_policy(model, parameters)), abs=1e-12)
+    for step in np.eye(parameters.size) * 1e-3:
+        for sign in (1.0, -1.0):
+            assert exact_gap(model, time_only_policy(model, parameters + sign * step)) >= gap - 1e-10

@@ -17,7 +17,10 @@ agent's own state with coefficients that depend on time and population,
 - ``"cnn"``: the ``n x n`` crowd grid (``k = n^2`` bins, C order) as a one-channel image, strided
   convolutions, then an MLP;
 - ``"deepsets"``: the histogram as the weighted point set ``{(m_j, c_j)}`` of bin masses and bin
-  centres, ``f_m(m) = rho(sum_j phi(m_j, c_j))``, invariant to the order in which bins are listed.
+  centres, ``f_m(m) = rho(sum_j phi(m_j, c_j))``, invariant to the order in which bins are listed;
+- ``"none"``: no population input at all (``phi(s, t) = f_s(s, t)``, or ``vec(f_t(t) [s, 1]^T)`` with the
+  affine coupling): the same networks as a function of time and own state only, the ablation that measures
+  what reading the population is worth (a random initial law, docs/sb3_meanfield.md).
 
 Histograms (a population box inside ``[0, 1]``) enter as ``k m``, the density relative to the
 uniform law, so that the encoder sees inputs of order 1 whatever the number of bins ``k``.
@@ -36,7 +39,8 @@ from torch import nn
 
 from mfg_envs.core import check_int, check_real
 
-POPULATION_ENCODERS = ("mlp", "cnn", "deepsets")
+#: The population encoders of the extractors (``"none"``: no population input, the ablation of time and own state).
+POPULATION_ENCODERS = ("mlp", "cnn", "deepsets", "none")
 STATE_COUPLINGS = ("concat", "affine")
 OBSERVATION_KEYS = ("state", "population", "time")
 
@@ -155,7 +159,9 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         ``(k,)`` and ``time`` ``(1,)``.
     :param state_arch: widths of ``f_s`` on ``[s, t/T]`` (empty: the raw input).
     :param population_arch: widths of the MLP part of ``f_m`` (``rho`` for ``"deepsets"``).
-    :param population_encoder: ``"mlp"``, ``"cnn"`` (square 2-D grid) or ``"deepsets"``.
+    :param population_encoder: ``"mlp"``, ``"cnn"`` (square 2-D grid), ``"deepsets"`` or ``"none"`` (the
+        population entry is not read: features of ``(s, t)`` only; ``population_arch`` and the other population
+        keywords are then unused).
     :param activation_fn: activation after every hidden layer.
     :param cnn_channels: convolution channels of the ``"cnn"`` encoder.
     :param deepsets_phi_arch: widths of ``phi`` of the ``"deepsets"`` encoder.
@@ -197,7 +203,7 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         state_arch = check_arch("state_arch", state_arch)
         population_arch = check_arch("population_arch", population_arch)
         if population_encoder == "mlp":
-            population_net: nn.Module = mlp(n_cells, population_arch, activation_fn)
+            population_net: nn.Module | None = mlp(n_cells, population_arch, activation_fn)
             population_dim = output_dim(n_cells, population_arch)
         elif population_encoder == "cnn":
             population_net = CnnPopulationEncoder(n_cells, population_arch, cnn_channels, activation_fn)
@@ -207,6 +213,8 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
                 n_cells, population_arch, deepsets_phi_arch, histogram_dims, activation_fn
             )
             population_dim = population_net.output_dim
+        elif population_encoder == "none":
+            population_net, population_dim = None, 0
         else:
             raise ValueError(f"population_encoder must be one of {POPULATION_ENCODERS}, got {population_encoder!r}")
         self.affine = state_coupling == "affine"
@@ -222,7 +230,8 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
             population_scale = float(n_cells) if is_histogram else 1.0
         self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
         self.state_encoder = mlp(1 if self.affine else state_dim + 1, state_arch, activation_fn)
-        self.population_encoder = population_net
+        #: ``None`` with ``population_encoder="none"``: the population entry is never read.
+        self.population_encoder: nn.Module | None = population_net
         self.state_indices = None if state_indices is None else indices
 
     @staticmethod
@@ -248,7 +257,10 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         state, time = observations["state"], observations["time"]
         if self.state_indices is not None:
             state = state[:, self.state_indices]
-        population = self.population_encoder(observations["population"] * self.population_scale)
+        if self.population_encoder is None:
+            population = state.new_zeros((state.shape[0], 0))
+        else:
+            population = self.population_encoder(observations["population"] * self.population_scale)
         if not self.affine:
             return th.cat([self.state_encoder(th.cat([state, time], dim=1)), population], dim=1)
         context = th.cat([self.state_encoder(time), population], dim=1)
