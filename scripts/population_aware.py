@@ -208,6 +208,7 @@ def fmt(value: float, error: float, scale: float = 1.0) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init-mean-std", type=float, default=1.0)
+    parser.add_argument("--common-noise", type=float, default=0.0, help="sigma0 of the env (default 0)")
     parser.add_argument("--algos", nargs="+", default=["td3", "sac", "ddpg"], choices=sorted(ALGOS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -222,10 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-train", action="store_true", help="score the finished runs only (as --reuse finds them)")
     args = parser.parse_args(argv)
 
-    env = gym.make(ENV_ID, init_mean_std=args.init_mean_std)
+    env = gym.make(ENV_ID, init_mean_std=args.init_mean_std, common_noise=args.common_noise)
     model = env.unwrapped.model
     scale = neutral_gap(model)
-    lines = [f"## {ENV_ID}, init_mean_std = {args.init_mean_std}", ""]
+    lines = [f"## {ENV_ID}, init_mean_std = {args.init_mean_std}, common_noise = {args.common_noise}", ""]
     lines.append(f"neutral policy's exact gap (the relative gap's scale): {scale:.9f}")
     lines.append(f"exact equilibrium: J* = {-solve_equilibrium(env).expected_return:.9f}, exact gap 0")
 
