@@ -29,13 +29,14 @@ beyond its mean (a policy far from affine in ``x``), the gap it finds is a lower
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mfg_envs.core import ConstantPolicy, MeanFieldModel, PopulationPolicy, check_int, histogram_moments
-from mfg_envs.equilibrium import AffinePolicy
+from mfg_envs.core import ConstantPolicy, MeanFieldModel, PopulationPolicy, check_int
+from mfg_envs.equilibrium import AffinePolicy, observed_means
 from mfg_envs.game import Game
 
 #: Seed offset of the numerical best response's own episodes: shocks never used by the replicates it is scored on.
@@ -61,24 +62,13 @@ class MeanFeedbackPolicy:
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         states = np.asarray(obs["state"], dtype=np.float64)
         n = np.minimum(np.rint(np.asarray(obs["time"])[:, 0] * self.model.n_steps).astype(int), self.model.n_steps - 1)
-        means = population_mean(obs["population"], self.model, self.representation)
+        means = observed_means(obs["population"], self.model, self.representation)[:, 0]
         offsets = interpolate(self.grid, self.offsets[n], means)
         physical = -self.gains[n, None] * states - offsets[:, None]
         return np.clip(self.model.normalized_action(states, physical), -1.0, 1.0)
 
     def for_representation(self, representation: str) -> MeanFeedbackPolicy:
-        return MeanFeedbackPolicy(self.model, self.gains, self.grid, self.offsets, representation)
-
-
-def population_mean(features: np.ndarray, model: MeanFieldModel, representation: str) -> np.ndarray:
-    """``(n,)``: the population mean each observation's population entry carries (first moment, or histogram mean)."""
-    features = np.asarray(features)
-    if features.ndim == 2 and features.shape[0] > 1 and features.strides[0] == 0:
-        # one step's population entry broadcast to every particle: its mean is computed once
-        return np.broadcast_to(population_mean(features[:1], model, representation), (features.shape[0],))
-    if representation == "moments":
-        return features[:, 0].astype(np.float64)
-    return histogram_moments(features.astype(np.float64), model.histogram_bounds, model.n_bins)[0][:, 0]
+        return dataclasses.replace(self, representation=representation)
 
 
 def interpolate(grid: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -131,6 +131,19 @@ def gaussian_histogram(mean: float, std: float, bounds: np.ndarray, n_bins: int)
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
+def observed_means(features: np.ndarray, model: MeanFieldModel, representation: str) -> np.ndarray:
+    """``(n, d)``: the population mean of the histogrammed quantity that each observation's population entry
+    carries: its first ``d`` features in the ``moments`` representation, else the mean of the (smoothed) histogram over
+    its cell centres (:func:`histogram_moments`). A step's entry broadcast to every particle is read once."""
+    n_dims = model.histogram_bounds.shape[0]
+    features = np.asarray(features)
+    if features.ndim == 2 and features.shape[0] > 1 and features.strides[0] == 0:
+        return np.broadcast_to(observed_means(features[:1], model, representation), (features.shape[0], n_dims))
+    if representation == "moments":
+        return features[:, :n_dims].astype(np.float64)
+    return histogram_moments(features.astype(np.float64), model.histogram_bounds, model.n_bins)[0]
+
+
 @dataclass(frozen=True)
 class AffinePolicy:
     """Time-dependent affine feedback in physical units, ``a_n(s, m) = -K_n s - C_n m_n - k_n``, then normalized.
@@ -160,15 +173,7 @@ class AffinePolicy:
 
     def population_means(self, features: np.ndarray) -> np.ndarray:
         """``(n, d)``: the population mean ``m_n`` each observation's population entry carries."""
-        model = self.model
-        n_dims = model.histogram_bounds.shape[0]
-        features = np.asarray(features)
-        if features.ndim == 2 and features.shape[0] > 1 and features.strides[0] == 0:
-            # the population entry of one step, broadcast to every particle: its mean is computed once
-            return np.broadcast_to(self.population_means(features[:1]), (features.shape[0], n_dims))
-        if self.representation == "moments":
-            return features[:, :n_dims].astype(np.float64)
-        return histogram_moments(features.astype(np.float64), model.histogram_bounds, model.n_bins)[0]
+        return observed_means(features, self.model, self.representation)
 
     def for_representation(self, representation: str) -> AffinePolicy:
         """This policy reading the population mean from observations in ``representation``."""

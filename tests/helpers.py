@@ -4,6 +4,16 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from mfg_envs.game import Game, rollout
 
+#: The Carmona-Fouque-Sun systemic-risk preset of MFGLinearQuadratic-v0.
+SYSTEMIC_RISK = {
+    "mean_reversion": 1.0,
+    "cross_cost": 0.8,
+    "kappa": 1.0,
+    "kappa_terminal": 1.0,
+    "init_mean": 1.0,
+    "init_var": 0.5,
+}
+
 
 class StopAfter(BaseCallback):
     """Ends training after ``n_calls`` env steps (of the env, or of the game for a multi-population trainer)."""

@@ -3,21 +3,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import rollout_population
+from helpers import SYSTEMIC_RISK, rollout_population
 
 import mfg_envs  # noqa: F401  (registers the ids)
 from mfg_envs.core import ConstantPolicy, Population
 from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
 from mfg_envs.nash_gap import exact_nash_gap
-
-SYSTEMIC_RISK = {
-    "mean_reversion": 1.0,
-    "cross_cost": 0.8,
-    "kappa": 1.0,
-    "kappa_terminal": 1.0,
-    "init_mean": 1.0,
-    "init_var": 0.5,
-}
 
 
 @pytest.fixture(scope="module")

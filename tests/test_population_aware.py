@@ -6,6 +6,7 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import SYSTEMIC_RISK
 
 import mfg_envs  # noqa: F401  (registers the ids)
 from mfg_envs.common_noise import mean_feedback_best_response
@@ -14,14 +15,6 @@ from mfg_envs.equilibrium import solve_equilibrium
 from mfg_envs.game import Game, frozen_flows_returns, rollout
 from mfg_envs.nash_gap import crn_nash_gap, exact_nash_gap
 
-SYSTEMIC_RISK = {
-    "mean_reversion": 1.0,
-    "cross_cost": 0.8,
-    "kappa": 1.0,
-    "kappa_terminal": 1.0,
-    "init_mean": 1.0,
-    "init_var": 0.5,
-}
 RANDOM = {"common_noise": 0.5, "init_mean_std": 1.0}
 
 # (parameters, J*, J(time-only), exact gap of the time-only policy): an independent oracle's values
