@@ -41,6 +41,12 @@ from mfg_envs.rendering import PlaneScene, exact_equilibrium, numerical_referenc
 _ACTION_ROWS, _STATE_COLUMNS = [0, 0, 1, 1], [0, 2, 1, 3]
 
 
+def squared_norms(rows: np.ndarray) -> np.ndarray:
+    """``|x_i|^2 = sum_j x_ij^2`` of each row ``x_i`` of a 2-D array: one ``einsum`` pass, several times faster than
+    ``(rows**2).sum(axis=1)`` on the few columns of a state or an action (equal up to round-off)."""
+    return np.einsum("ij,ij->i", rows, rows)
+
+
 class _CrowdDynamics(MeanFieldModel):
     """State ``(x, y, vx, vy)``, acceleration ``u = action_bound * action``, Gaussian start around a shared initial
     mean ``M_0 ~ N(init_mean, diag(init_mean_std^2))`` (:func:`mfg_envs.initial_law.gaussian_start`), 2-D position
@@ -200,17 +206,17 @@ class CrowdLQModel(_CrowdDynamics):
         spread = mean_field["var"] + self.bandwidth**2
         log_density = -0.5 * np.log(2.0 * np.pi * spread) - (positions - mean_field["mean"]) ** 2 / (2.0 * spread)
         cost = (
-            0.5 * self.control_cost * (actions**2).sum(axis=1)
-            + 0.5 * self.goal_cost * ((positions - self.goal) ** 2).sum(axis=1)
-            + self.crowd_aversion * log_density.sum(axis=1)
+            0.5 * self.control_cost * squared_norms(actions)
+            + 0.5 * self.goal_cost * squared_norms(positions - self.goal)
+            + self.crowd_aversion * (log_density[:, 0] + log_density[:, 1])
         )
         return -self.dt * cost
 
     def terminal_reward(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
         """``-(qT/2 |p_N - g|^2 + qv/2 |v_N|^2)``."""
         return -0.5 * (
-            self.terminal_goal_cost * ((states[:, :2] - self.goal) ** 2).sum(axis=1)
-            + self.terminal_velocity_cost * (states[:, 2:] ** 2).sum(axis=1)
+            self.terminal_goal_cost * squared_norms(states[:, :2] - self.goal)
+            + self.terminal_velocity_cost * squared_norms(states[:, 2:])
         )
 
     # ------------------------------------------------------------------ exact solution
@@ -509,8 +515,8 @@ class CrowdModel(_CrowdDynamics):
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
         """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
         crowding = self.crowd_cost(mean_field)[cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
-        distance = np.sqrt(((states - self._goal_state) ** 2).sum(axis=1))
-        effort = np.sqrt((actions**2).sum(axis=1))
+        distance = np.sqrt(squared_norms(states - self._goal_state))
+        effort = np.sqrt(squared_norms(actions))
         return -distance - self.action_cost * effort - crowding
 
     def crowd_cost(self, mean_field: Any) -> np.ndarray:

@@ -28,8 +28,10 @@ does, the others raise ``NotImplementedError``.
 
 from __future__ import annotations
 
+import functools
+import pickle
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -218,6 +220,62 @@ def crn_nash_gap(
     return NashGap(gaps, method, n_replicates)
 
 
+#: Methods whose neutral-policy gap depends on the game and plain settings alone (an RL best response also depends on
+#: its template and budget): :func:`neutral_gaps` caches it.
+CACHED_METHODS = ("exact", "dp")
+
+
+def neutral_responder(method: str, dp_resolution: Any = None) -> BestResponder:
+    """A best responder of a cached method: ``"exact"`` (:class:`ExactBestResponse`) or ``"dp"``
+    (:class:`mfg_envs.crowd_dp.DPBestResponse` on the grid ``dp_resolution``)."""
+    if method == "exact":
+        return ExactBestResponse()
+    if method == "dp":
+        from mfg_envs.crowd_dp import DPBestResponse  # the crowd models' module, loaded when a dp gap is asked for
+
+        return DPBestResponse(dp_resolution)
+    raise ValueError(f"method must be one of {CACHED_METHODS} (methods with a cached neutral gap), got {method!r}")
+
+
+@functools.lru_cache(maxsize=32)
+def neutral_gaps(
+    model: bytes,
+    representation: str,
+    kde_bandwidth: float,
+    method: str,
+    n_particles: int,
+    seed: int,
+    dp: Any = None,
+) -> tuple[float, ...]:
+    """Per population, the gap by ``method`` when every population plays the neutral policy (normalized action 0):
+    the relative gap's scale (:func:`neutral_scale`) of the game of the pickled ``model`` with that representation.
+
+    Cached (least recently used, 32 entries) on all its arguments: the pickled model holds every parameter of the
+    game, so a changed parameter is a new entry; ``dp`` is the dp grid (``None`` for the exact method). Call it
+    through :func:`cached_neutral_scale`; a callback that checks the gap during training computes it once (a dp
+    gap of the crowd: one grid solve per population)."""
+    game = Game(pickle.loads(model), n_particles, representation, kde_bandwidth)
+    gaps = neutral_scale(game, neutral_responder(method, dp), n_particles, seed)
+    return tuple(float(gap) for gap in gaps)
+
+
+def cached_neutral_scale(game: Game, method: str, n_particles: int, seed: int, dp: Any = None) -> tuple[float, ...]:
+    """:func:`neutral_scale` of ``game`` by a method of :data:`CACHED_METHODS`, computed once per game (its model's
+    parameters, representation, KDE bandwidth), method, ``n_particles``, ``seed`` and dp grid (:func:`neutral_gaps`)."""
+    return neutral_gaps(
+        pickle.dumps(game.model), game.representation, game.kde_bandwidth, method, n_particles, seed, dp
+    )
+
+
+def with_relative_gaps(result: NashGap, scale: Sequence[float]) -> NashGap:
+    """``result`` with population ``k``'s ``relative_gap = gap / scale[k]`` (numpy division: 0 gives inf or NaN)."""
+    gaps = {
+        name: replace(gap, relative_gap=float(np.float64(gap.gap) / np.float64(value)))
+        for (name, gap), value in zip(result.gaps.items(), scale)
+    }
+    return NashGap(gaps, result.method, result.n_replicates)
+
+
 def exact_nash_gap(
     policy: PopulationPolicy | Sequence[PopulationPolicy] | Mapping[str, PopulationPolicy],
     env: Any,
@@ -230,7 +288,8 @@ def exact_nash_gap(
 
     ``policy``: a callable ``obs -> normalized actions`` (one population), or one per population (a sequence in
     the order of the game's names, or a mapping by name). Exact best responses (:class:`ExactBestResponse`);
-    ``NotImplementedError`` for a model without them.
+    ``NotImplementedError`` for a model without them. ``relative=True``: the neutral policy's gap is computed once per
+    game and settings (:func:`cached_neutral_scale`).
     """
     game = game_of(env)
     if not exactly_solvable(game.model):
@@ -238,4 +297,7 @@ def exact_nash_gap(
             f"{model_name(game.model)} has no exact best response; use nash_gap(policy, env, method='rl')"
         )
     policies = game.policies_in_order(policy)
-    return crn_nash_gap(game, policies, ExactBestResponse, "exact", n_particles, seed, relative, n_replicates)
+    result = crn_nash_gap(game, policies, ExactBestResponse, "exact", n_particles, seed, False, n_replicates)
+    if not relative:
+        return result
+    return with_relative_gaps(result, cached_neutral_scale(game, "exact", n_particles, seed))

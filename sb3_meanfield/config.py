@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -48,6 +49,7 @@ from sb3_meanfield.flags import (
     UsageError,
     check_env_id,
     check_flags,
+    device_name,
     is_multi,
     key_value,
     parse_value,
@@ -195,6 +197,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     else:  # self-play: the population is the learner itself
         callbacks = [entry for entry in callbacks if not _is_sync(entry)]
     n_timesteps = int(args.n_timesteps or n_timesteps)
+    device = params.pop("device", "auto")  # a config's device; the --device flag overrides it
     n_particles = int(args.n_particles or n_particles)
     if "callback" not in dict(args.hyperparams or []):  # callbacks given on the command line are taken as they are
         envs = n_envs if args.mode == "representative" else int(n_learners or n_particles)
@@ -214,8 +217,30 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "noise": pop_noise(params),
         "callback": callbacks,
         "policy": params.pop("policy", "MeanFieldPolicy"),
+        "device": check_device(device if args.device == "auto" else args.device),
         "algo_kwargs": params,
     }
+
+
+def check_device(device: str) -> str:
+    """``device`` (``auto`` or a torch device name, :func:`sb3_meanfield.flags.device_name`) when this machine has it,
+    else :class:`UsageError` naming ``--device`` (SB3 would silently fall back to the CPU for a missing CUDA)."""
+    try:
+        device_name(device)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"--device: {error}") from None
+    if device == "auto":
+        return device
+    target = th.device(device)
+    backend = {"cuda": th.cuda, "mps": th.backends.mps, "xpu": getattr(th, "xpu", None)}.get(target.type)
+    if backend is not None and not (backend.is_available() and (target.index or 0) < device_count(backend)):
+        raise UsageError(f"--device {device}: this machine has no such {target.type} device; use cpu or auto")
+    return device
+
+
+def device_count(backend: Any) -> int:
+    """Devices of a torch backend module (``mps`` has one when it is available)."""
+    return int(backend.device_count()) if hasattr(backend, "device_count") else 1
 
 
 def with_population_encoder(policy_kwargs: dict[str, Any] | None, encoder: Any) -> dict[str, Any]:
@@ -359,7 +384,8 @@ def make_env(config: dict[str, Any]) -> VecEnv:
 
 
 def make_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
-    """The configured algorithm on ``env`` (learning-rate schedule, exploration noise decaying over the run)."""
+    """The configured algorithm on ``env`` (learning-rate schedule, exploration noise decaying over the run), on the
+    configured torch ``device``."""
     algo_class = import_name(config["algo_class"])
     kwargs = deepcopy(config["algo_kwargs"])  # SB3 writes into the policy_kwargs it is given (DDPG: n_critics)
     if "learning_rate" in kwargs:
@@ -382,8 +408,9 @@ def make_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
             raise UsageError(str(error)) from None
     policy = config["policy"]
     policy = import_name(policy) if "." in policy else policy
+    device = config.get("device", "auto")  # the config.yaml of a run resumed from before --device has none
     try:
-        return algo_class(policy, env, seed=config["seed"], verbose=0, **kwargs)
+        return algo_class(policy, env, seed=config["seed"], device=device, verbose=0, **kwargs)
     except (TypeError, ValueError, KeyError) as error:
         raise UsageError(f"invalid hyperparameters for {config['algo']}: {error}") from None
 

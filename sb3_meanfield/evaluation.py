@@ -14,15 +14,13 @@ replicates are :func:`mfg_envs.nash_gap.crn_nash_gap`; the best response is a me
 A new method is one class with the :class:`mfg_envs.nash_gap.BestResponder` interface and one entry of
 :data:`METHODS`. :func:`gap_method` says which method a game has (exact, else dp, else none but the RL bound);
 the relative gap's scale, the neutral policy's gap, depends on the game only and is computed once
-(:func:`neutral_gaps`).
+(:func:`~mfg_envs.nash_gap.neutral_gaps`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -45,7 +43,15 @@ from mfg_envs.game import (
     population_rngs,
     rollout,
 )
-from mfg_envs.nash_gap import BestResponder, ExactBestResponse, NashGap, crn_nash_gap, neutral_scale
+from mfg_envs.nash_gap import (
+    CACHED_METHODS,
+    BestResponder,
+    ExactBestResponse,
+    NashGap,
+    cached_neutral_scale,
+    crn_nash_gap,
+    with_relative_gaps,
+)
 from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv, check_model_spaces
 
 
@@ -218,43 +224,6 @@ def fit_resolution(resolution: DPResolution, model: Any) -> DPResolution:
     return dataclasses.replace(resolution, velocity_step=step, velocity_range=span)
 
 
-#: Methods whose neutral-policy gap depends on the game alone (an RL best response also depends on its template
-#: and budget): :func:`nash_gap` takes it from :func:`neutral_gaps`.
-CACHED_METHODS = ("exact", "dp")
-
-
-@functools.lru_cache(maxsize=32)
-def neutral_gaps(
-    model: bytes,
-    representation: str,
-    kde_bandwidth: float,
-    method: str,
-    n_particles: int,
-    seed: int,
-    dp: DPResolution | None,
-) -> tuple[float, ...]:
-    """Per population, the gap by ``method`` when every population plays the neutral policy (normalized action 0):
-    the relative gap's scale, as :func:`mfg_envs.nash_gap.crn_nash_gap` computes it
-    (:func:`~mfg_envs.nash_gap.neutral_scale`).
-
-    Cached (least recently used, 32 entries) on the game's pickled model (its parameters), representation, and
-    ``method``, ``n_particles``, ``seed`` and the dp grid ``dp`` (``None`` for the other methods): a callback that
-    checks the gap during training computes it once (a dp gap of the crowd: one grid solve per population)."""
-    game = Game(pickle.loads(model), n_particles, representation, kde_bandwidth)
-    responder = METHODS[method]([None] * len(game.names), {"dp_resolution": dp})
-    gaps = neutral_scale(game, responder, n_particles, seed)
-    return tuple(float(gap) for gap in gaps)
-
-
-def with_relative_gaps(result: NashGap, scale: Sequence[float]) -> NashGap:
-    """``result`` with population ``k``'s ``relative_gap = gap / scale[k]`` (numpy division: 0 gives inf or NaN)."""
-    gaps = {
-        name: dataclasses.replace(gap, relative_gap=float(np.float64(gap.gap) / np.float64(value)))
-        for (name, gap), value in zip(result.gaps.items(), scale)
-    }
-    return NashGap(gaps, result.method, result.n_replicates)
-
-
 AnyPolicy = BaseAlgorithm | PopulationPolicy
 
 
@@ -287,7 +256,7 @@ def nash_gap(
         beside the simulated return). :func:`gap_method` names the game's method.
     :param relative: also divide each gap by that population's gap when every population plays the neutral
         policy (normalized action 0), with the same method (``"exact"``, ``"dp"``: computed once per game and
-        settings, :func:`neutral_gaps`).
+        settings, :func:`~mfg_envs.nash_gap.neutral_gaps`).
     """
     check_method(method)
     game = game_of(env)
@@ -316,9 +285,7 @@ def nash_gap(
     )
     if not cached:
         return result
-    model = pickle.dumps(game.model)
-    scale = neutral_gaps(model, game.representation, game.kde_bandwidth, method, n_particles, seed, resolution)
-    return with_relative_gaps(result, scale)
+    return with_relative_gaps(result, cached_neutral_scale(game, method, n_particles, seed, resolution))
 
 
 #: The coarse grid of the dp checks during training (:class:`NashGapCallback`), every field given: one position node
@@ -361,7 +328,7 @@ class NashGapCallback(BaseCallback):
     population policies of the others. ``n_particles``, ``n_replicates`` and ``dp_resolution`` default to
     :data:`CHECK_DEFAULTS` for the method, else to :func:`nash_gap`'s (``method="dp"``: a coarser grid, fewer
     particles and replicates than a final evaluation); the neutral policy's gap is computed once
-    (:func:`neutral_gaps`). All keywords are plain data, so an rl_zoo3 YAML entry
+    (:func:`~mfg_envs.nash_gap.neutral_gaps`). All keywords are plain data, so an rl_zoo3 YAML entry
     ``sb3_meanfield.NashGapCallback: {eval_freq: 5000, method: dp}`` builds it (``dp_resolution`` as a mapping of
     :class:`~mfg_envs.crowd_dp.DPResolution`'s fields; fitted to the model's time step, :func:`fit_resolution`).
     """

@@ -29,6 +29,10 @@ DEFAULT_CHECKPOINT_FREQ = 1000
 #: train a run longer); every other setting comes from config.yaml.
 RESUME_FLAGS = ("resume", "no_progress", "no_figures", "n_timesteps")
 _BARE_WORD = re.compile(r"^[\w.+-]+$")
+#: ``--device`` values: SB3's ``auto`` (CUDA when available, else the CPU) or one of these torch device types, with an
+#: optional ``:<index>``.
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+_DEVICE = re.compile(rf"^(auto|({'|'.join(DEVICE_TYPES)})(:\d+)?)$")
 
 
 class UsageError(ValueError):
@@ -101,6 +105,15 @@ def positive_int(text: str) -> int:
 def replicate_count(text: str) -> int:
     """argparse type: an integer ``>= 2`` (a standard error needs two replicates)."""
     return integer_at_least(text, 2)
+
+
+def device_name(text: str) -> str:
+    """argparse type: ``auto`` or a torch device of :data:`DEVICE_TYPES`, e.g. ``cpu``, ``cuda``, ``cuda:1`` (whether
+    the machine has it is checked once torch is imported, :func:`sb3_meanfield.config.check_device`)."""
+    if not _DEVICE.match(text):
+        accepted = f"auto, or {', '.join(DEVICE_TYPES)} with an optional :<index>"
+        raise argparse.ArgumentTypeError(f"expected a torch device ({accepted}), got {text!r}")
+    return text
 
 
 # --------------------------------------------------------------------------- checks of a parsed command line

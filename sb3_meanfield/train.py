@@ -71,6 +71,7 @@ from sb3_meanfield.flags import (
     UsageError,
     check_env_id,
     check_flags,
+    device_name,
     is_multi,
     key_value,
     positive_int,
@@ -134,6 +135,11 @@ def build_parser(prog: str = PROG, **parser_kwargs: Any) -> OneLineErrorParser:
     parser.add_argument("-conf", "--conf-file", help="rl_zoo3 config module, .py or .yml (default: ours)")
     parser.add_argument("-f", "--log-folder", default="runs", help="parent of the run folder (default: runs)")
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads (default 1; <= 0: torch's default)")
+    device_help = (
+        "torch device of the networks, their training and the population's forward pass: cpu, cuda, cuda:<index>, "
+        "mps, xpu, or auto (default: CUDA when available, else the CPU)"
+    )
+    parser.add_argument("--device", type=device_name, default="auto", help=device_help)
     one = parser.add_argument_group("one population (mfg_envs.ENV_IDS)")
     one.add_argument("--mode", choices=MODES, default="self-play", help="self-consistent training mode")
     several = parser.add_argument_group("several populations (mfg_envs.MULTI_ENV_IDS), each in self-play")

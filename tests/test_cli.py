@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
@@ -63,6 +64,7 @@ BAD_COMMANDS = {
         "population_encoder must be one of ['mlp', 'cnn', 'deepsets', 'none'], got 'rnn'",
     ),
     "more learners than particles": (["--n-particles", "4", "--n-learners", "8"], "n_learners must be in [1,"),
+    "unknown device": (["--device", "gpu"], "argument --device: expected a torch device (auto, or cpu, cuda, mps"),
 }
 
 
@@ -153,6 +155,7 @@ LIGHT_COMMANDS = {
     "learners, representative": ("sb3_meanfield.train", ["--mode", "representative", "--n-learners", "3"], 2),
     "schedule, one population": ("sb3_meanfield.train", ["--schedule", "simultaneous"], 2),
     "resume with other settings": ("sb3_meanfield.train", ["--resume", "RUN", "--seed", "3"], 2),
+    "unknown device": ("sb3_meanfield.train", ["--device", "cuda:x"], 2),
 }
 IMPORTED = """
 import runpy, sys
@@ -435,3 +438,36 @@ def test_a_multi_population_run_cannot_be_resumed(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "multi-population runs write no checkpoint" in err, err
+
+
+# --------------------------------------------------------------------------- the torch device
+def test_device_cpu_trains_and_evaluates_on_the_cpu(tmp_path):
+    """``--device cpu``: the model and its replay buffer are on the CPU, the run trains and evaluates, the device is
+    saved in config.yaml, and the saved model reloads there."""
+    argv = ["--env", LQ, "-n", "64", "--n-particles", "16", "--n-learners", "8", "--eval-particles", "100"]
+    argv += ["-f", str(tmp_path), "--no-progress", "--no-figures", "--device", "cpu", "--checkpoint-freq", "0"]
+    argv += ["--hyperparams", "learning_starts:16", "batch_size:8", "callback:[]", "env_kwargs:dict(n_steps=4)"]
+    config = resolve_config(parse_args(argv))
+    assert config["device"] == "cpu" and "device" not in config["algo_kwargs"]
+    _, model, _ = build(config)
+    assert model.device == th.device("cpu") and model.replay_buffer.device == th.device("cpu")
+    run_dir = train(parse_args(argv))
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["device"] == "cpu"
+    assert MFTD3.load(run_dir / "model.zip", device="cpu").policy.device == th.device("cpu")
+
+
+def test_device_of_a_config_is_taken_unless_the_flag_says_otherwise():
+    config = resolve_config(parse_args(["--hyperparams", "device:cpu"]))
+    assert config["device"] == "cpu" and "device" not in config["algo_kwargs"]
+    assert resolve_config(parse_args(["--hyperparams", "device:auto", "--device", "cpu"]))["device"] == "cpu"
+    with pytest.raises(UsageError, match="--device: expected a torch device"):
+        resolve_config(parse_args(["--hyperparams", "device:gpu"]))
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="this machine has CUDA")
+def test_a_missing_cuda_device_is_a_usage_error_not_a_silent_cpu_run(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "cuda", "-f", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--device cuda: this machine has no such cuda device" in err, err
+    assert not (tmp_path / "runs").exists()

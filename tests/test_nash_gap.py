@@ -15,7 +15,7 @@ from mfg_envs.core import ConstantPolicy, Population
 from mfg_envs.crowd import CrowdLQModel, CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution
 from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
-from mfg_envs.nash_gap import exact_nash_gap
+from mfg_envs.nash_gap import exact_nash_gap, neutral_gaps
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
 from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
 from sb3_meanfield.evaluation import (
@@ -23,7 +23,6 @@ from sb3_meanfield.evaluation import (
     critic_overestimation,
     fit_resolution,
     gap_method,
-    neutral_gaps,
 )
 from sb3_meanfield.hyperparams import POLICY_KWARGS
 
@@ -134,11 +133,11 @@ def test_callback_rejects_bad_arguments(kwargs):
 def test_critic_overestimation_compares_the_critic_with_the_realized_return(env):
     """A critic forced to output a constant ``c`` overestimates by exactly ``c - R`` (``R``: the mean return)."""
     model = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS, seed=0)
-    critic_head = model.critic.q_networks[0]
+    critic_heads = model.critic.q_networks
     with th.no_grad():
-        for parameter in critic_head.parameters():
+        for parameter in critic_heads.parameters():
             parameter.zero_()
-        critic_head.q_head[-1].bias.fill_(3.5)
+        critic_heads.q_head[-1].bias.fill_(3.5)
     result = critic_overestimation(model, env, n_particles=500, seed=7)
     _, returns = rollout_population(Population(env.unwrapped.model, 500), ModelPolicy(model), 7)
     assert result["critic_value"] == pytest.approx(3.5)

@@ -27,6 +27,7 @@ from sb3_meanfield.common.noise import (
 from sb3_meanfield.ddpg import MFDDPG
 from sb3_meanfield.sac import MFSAC, MeanFieldSACPolicy
 from sb3_meanfield.td3 import MFTD3, MeanFieldCritic, MeanFieldTD3Policy
+from sb3_meanfield.td3.critics import StackedLinear
 
 th.set_num_threads(1)
 
@@ -57,6 +58,11 @@ def linear_widths(module: nn.Module) -> list[int]:
     return [layer.out_features for layer in module.modules() if isinstance(layer, nn.Linear)]
 
 
+def stacked_widths(layers: nn.ModuleList) -> list[int]:
+    """Output widths of the stacked layers of the critics (one layer of every critic each)."""
+    return [layer.out_features for layer in layers]
+
+
 def population_swap() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The same agent observation with the population of two different initial laws (mean 2 vs mean -1)."""
     obs, _ = make_env().reset(seed=0)
@@ -84,7 +90,7 @@ def test_learn(trained, algo):
     assert model.num_timesteps == 200
     assert isinstance(model.replay_buffer, DictReplayBuffer)
     assert isinstance(model.critic, MeanFieldCritic)
-    assert len(model.critic.q_networks) == (1 if algo is MFDDPG else 2)
+    assert model.critic.q_networks.n_critics == (1 if algo is MFDDPG else 2)
     changed = [not th.equal(value, initial_actor[key]) for key, value in model.actor.state_dict().items()]
     assert all(changed)
 
@@ -119,10 +125,11 @@ def test_default_networks_follow_the_design(trained, algo):
     assert linear_widths(critic.features_extractor.state_encoder) == [256]
     assert linear_widths(critic.features_extractor.population_encoder) == [128]
     assert critic.features_extractor is not actor_extractor
-    for q_net in critic.q_networks:
-        assert linear_widths(q_net.action_encoder) == [64]
-        assert linear_widths(q_net.q_head) == [256, 128, 1]
-        assert q_net.q_head[0].in_features == 256 + 64 + 128
+    heads = critic.q_networks
+    assert stacked_widths(heads.action_encoder) == [64]
+    assert stacked_widths(heads.q_head) == [256, 128, 1]
+    assert heads.q_head[0].in_features == 256 + 64 + 128
+    assert {layer.weight.shape[0] for layer in heads.modules() if isinstance(layer, StackedLinear)} == {heads.n_critics}
 
 
 def test_extractor_keywords_by_role():
@@ -136,7 +143,7 @@ def test_extractor_keywords_by_role():
     assert linear_widths(actor_extractor.population_encoder) == [32]
     assert linear_widths(critic_extractor.population_encoder) == [16]
     assert linear_widths(actor_extractor.state_encoder) == linear_widths(critic_extractor.state_encoder) == [48]
-    assert linear_widths(model.critic.q_networks[0].action_encoder) == [8]
+    assert stacked_widths(model.critic.q_networks.action_encoder) == [8]
 
 
 def test_shared_extractor_is_the_actors():

@@ -58,7 +58,7 @@ def last_linear(module: nn.Module) -> nn.Linear:
     return [layer for layer in module.modules() if isinstance(layer, nn.Linear)][-1]
 
 
-def make_constant(linear: nn.Linear, value: float) -> None:
+def make_constant(linear: nn.Module, value: float) -> None:
     """Make ``linear`` output ``value`` whatever its input."""
     with th.no_grad():
         linear.weight.zero_()
@@ -213,7 +213,7 @@ def test_monitor_measures_policy_q_and_population_changes():
     monitor = MeanFieldMonitor(check_freq=1000, n_probe=64, flow_particles=200)
     monitor.init_callback(model)
     monitor.on_training_start({}, {})
-    actor_out, critic_out = last_linear(model.actor), last_linear(model.critic.q_networks[0])
+    actor_out, critic_out = last_linear(model.actor), model.critic.q_networks.q_head[-1]  # every critic's
     make_constant(actor_out, 0.1)
     make_constant(critic_out, -2.0)
     first = monitor.check()

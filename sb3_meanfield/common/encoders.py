@@ -253,19 +253,44 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
             f"'time' (1,), got {observation_space}"
         )
 
-    def forward(self, observations: TensorDict) -> th.Tensor:
-        state, time = observations["state"], observations["time"]
-        if self.state_indices is not None:
-            state = state[:, self.state_indices]
+    def own_state(self, state: th.Tensor) -> th.Tensor:
+        """The entries of ``state`` the extractor reads (``state_indices``)."""
+        return state if self.state_indices is None else state[:, self.state_indices]
+
+    def encode_population(self, population: th.Tensor) -> th.Tensor:
+        """``f_m(k m)`` of each row, ``(batch, 0)`` without a population encoder."""
         if self.population_encoder is None:
-            population = state.new_zeros((state.shape[0], 0))
-        else:
-            population = self.population_encoder(observations["population"] * self.population_scale)
+            return population.new_zeros((population.shape[0], 0))
+        return self.population_encoder(population * self.population_scale)
+
+    def forward(self, observations: TensorDict) -> th.Tensor:
+        state, time = self.own_state(observations["state"]), observations["time"]
+        population = self.encode_population(observations["population"])
         if not self.affine:
             return th.cat([self.state_encoder(th.cat([state, time], dim=1)), population], dim=1)
         context = th.cat([self.state_encoder(time), population], dim=1)
         state_one = th.cat([state, th.ones_like(time)], dim=1)
         return (context.unsqueeze(2) * state_one.unsqueeze(1)).flatten(1)
+
+    def shared_linear(self, state: th.Tensor, population: th.Tensor, time: th.Tensor, linear: nn.Linear) -> th.Tensor:
+        """``linear(phi(s^i, t, m))`` for ``M`` agents that share the population ``m`` and the time ``t``.
+
+        ``state`` is ``(M, d_s)``, ``population`` ``(1, k)`` and ``time`` ``(1, 1)``: the context is encoded once
+        and folded into ``linear`` (weight ``W``, bias ``b``), so the per-agent work is one affine map of the agent's
+        own input. Concat coupling: ``W phi + b = W_s f_s(s, t) + (W_m f_m(k m) + b)``; affine coupling:
+        ``W vec(c [s, 1]^T) + b = K [s, 1] + b`` with ``K_hj = sum_c W_h,(c, j) c_c``, an affine map of ``s``.
+        """
+        state = self.own_state(state)
+        encoded = self.encode_population(population)
+        bias = th.zeros_like(linear.weight[:, 0]) if linear.bias is None else linear.bias
+        if self.affine:
+            context = th.cat([self.state_encoder(time), encoded], dim=1)[0]
+            weight = linear.weight.view(linear.out_features, context.shape[0], state.shape[1] + 1)
+            coefficients = th.matmul(context, weight)  # (h, d_s + 1): sum over the context index c
+            return th.addmm(coefficients[:, -1] + bias, state, coefficients[:, :-1].T)
+        own = self.state_encoder(th.cat([state, time.expand(state.shape[0], 1)], dim=1))
+        width = own.shape[1]
+        return th.addmm(linear.weight[:, width:] @ encoded[0] + bias, own, linear.weight[:, :width].T)
 
 
 def role_extractor_kwargs(

@@ -25,6 +25,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
@@ -32,6 +33,7 @@ import mfg_envs
 from mfg_envs.core import Population, PopulationFlow, PopulationPolicy, check_actions, check_int
 from mfg_envs.env import game_observation_space
 from mfg_envs.game import game_of, model_name, population_rngs
+from sb3_meanfield.common.replay import MeanFieldReplayBuffer
 
 
 def learner_rows(obs: dict[str, np.ndarray], n_learners: int) -> dict[str, np.ndarray]:
@@ -190,10 +192,21 @@ class PopulationVecEnv(VecEnv):
         return 1 if isinstance(indices, int) else len(list(indices))
 
 
+def shares_context(obs: dict[str, np.ndarray]) -> bool:
+    """Whether every row of ``obs`` has the same population and time: one row, or the game's broadcast views
+    (:meth:`mfg_envs.core.Population.observation`, stride 0 along the rows); a materialized batch counts as not
+    shared, whatever its values."""
+    entries = (np.asarray(obs[key]) for key in ("population", "time"))
+    return all(entry.shape[0] == 1 or entry.strides[0] == 0 for entry in entries)
+
+
 class ModelPolicy:
     """An SB3 model as a population policy: batched observation dict -> deterministic normalized actions.
 
-    ``frozen=True`` keeps a copy of the policy network, so later training does not change it.
+    ``frozen=True`` keeps a copy of the policy network, so later training does not change it. When the rows share
+    the population and the time (:func:`shares_context`) and the policy is a mean field policy, the context is
+    computed once for the whole batch (``population_actions`` of :class:`~sb3_meanfield.td3.MeanFieldTD3Policy`
+    and :class:`~sb3_meanfield.sac.MeanFieldSACPolicy`); the tensors live on the policy's device.
     """
 
     def __init__(self, model: BaseAlgorithm, frozen: bool = False) -> None:
@@ -202,11 +215,20 @@ class ModelPolicy:
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         self.policy.set_training_mode(False)
         device = self.policy.device
+        # the mean field policies' shared-context path, for rows that share population and time
+        population_actions = getattr(self.policy, "population_actions", None) if shares_context(obs) else None
+        rows = slice(None) if population_actions is None else slice(None, 1)
         # th.tensor copies into torch's aligned memory: the actions do not depend on where numpy put obs (see
         # MeanFieldNetworksMixin.obs_to_tensor)
-        tensors = {key: th.tensor(np.asarray(value, dtype=np.float32), device=device) for key, value in obs.items()}
+        tensors = {
+            key: th.tensor(np.asarray(value[rows] if key != "state" else value, dtype=np.float32), device=device)
+            for key, value in obs.items()
+        }
         with th.no_grad():
-            actions = self.policy._predict(tensors, deterministic=True)
+            if population_actions is not None:
+                actions = population_actions(tensors["state"], tensors["population"], tensors["time"])
+            else:
+                actions = self.policy._predict(tensors, deterministic=True)
         return actions.cpu().numpy().astype(np.float64)
 
 
@@ -242,9 +264,16 @@ def check_model_spaces(model: BaseAlgorithm, game: Any, population: int = 0) -> 
 
 class SelfPlayMixin:
     """Mixed into the mean field algorithms: on a :class:`PopulationVecEnv`, the population follows the model being
-    trained (:func:`bind_population`) from its construction (or ``set_env``) on, with no help from the caller."""
+    trained (:func:`bind_population`) from its construction (or ``set_env``) on, with no help from the caller. The
+    replay buffer of a ``Dict`` observation defaults to :class:`~sb3_meanfield.common.replay.MeanFieldReplayBuffer`
+    (SB3's, sampled with fewer copies)."""
+
+    replay_buffer_class: type[ReplayBuffer] | None
+    observation_space: spaces.Space
 
     def _setup_model(self) -> None:
+        if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict):
+            self.replay_buffer_class = MeanFieldReplayBuffer
         super()._setup_model()  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ twin soft critics are :class:`~sb3_meanfield.td3.policies.MeanFieldCritic`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch as th
@@ -18,7 +19,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from sb3_meanfield.common.encoders import MeanFieldExtractor
-from sb3_meanfield.td3.policies import DEFAULT_NET_ARCH, MeanFieldNetworksMixin
+from sb3_meanfield.td3.policies import DEFAULT_NET_ARCH, MeanFieldNetworksMixin, fused_optimizer_kwargs
 
 
 # make_critic returns a MeanFieldCritic: a drop-in for SB3's ContinuousCritic, not a subclass of it
@@ -34,6 +35,8 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
     :param actor_extractor_kwargs: keywords for the actor's extractor only (defaults 256-128 / 128-64).
     :param critic_extractor_kwargs: keywords for the critic's extractor only (defaults 256 / 128).
     :param action_encoder_arch: widths of the critic's action encoder (default ``[64]``).
+    :param optimizer_kwargs: optimizer keywords besides the learning rate (Adam and AdamW default to their fused
+        implementation, :func:`~sb3_meanfield.td3.policies.fused_optimizer_kwargs`).
     """
 
     def __init__(
@@ -74,10 +77,15 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
             features_extractor_kwargs,
             normalize_images,
             optimizer_class,
-            optimizer_kwargs,
+            fused_optimizer_kwargs(optimizer_class, optimizer_kwargs),
             n_critics,
             share_features_extractor,
         )
+
+    def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
+        # the mode of the squashed Gaussian (gSDE's too): tanh of the mean, clipped to [-clip_mean, clip_mean] with gSDE
+        mean = self.actor.mu if isinstance(self.actor.mu, nn.Sequential) else [self.actor.mu]
+        return [*self.actor.latent_pi, *mean, th.tanh]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         # SACPolicy leaves this keyword out, so a policy saved alone would reload unshared

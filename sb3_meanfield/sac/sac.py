@@ -2,7 +2,8 @@
 
 The stochastic policy is ``pi(a | s, m) = tanh(N(mu_theta(s, m), sigma_theta(s, m)))``, the twin
 soft critics ``Q_i(s, a, m)``. SB3's SAC does the training; this class adds the policy name and the self-play
-binding (:class:`~sb3_meanfield.common.vec_env.SelfPlayMixin`).
+binding (:class:`~sb3_meanfield.common.vec_env.SelfPlayMixin`) and the loading of models saved with one module per
+critic (:class:`~sb3_meanfield.td3.critics.LegacyCriticLoading`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from stable_baselines3.common.policies import BasePolicy
 
 from sb3_meanfield.common.vec_env import SelfPlayMixin
 from sb3_meanfield.sac.policies import MeanFieldSACPolicy
+from sb3_meanfield.td3.critics import LegacyCriticLoading
 
 
-class MFSAC(SelfPlayMixin, SAC):
+class MFSAC(SelfPlayMixin, LegacyCriticLoading, SAC):
     """SAC whose ``policy_aliases`` add ``"MeanFieldPolicy"`` (:class:`MeanFieldSACPolicy`).
 
     ``MFSAC("MeanFieldPolicy", env)``; every keyword is SB3's ``SAC``. The alias dict is a new one:

@@ -2,8 +2,8 @@
 
 The actor is SB3's TD3 ``Actor`` on :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`
 features: ``mu(s, m) = tanh(W_2 relu(W_1 [f_s(s, t), f_m(m)]))`` with ``f_s`` 256-128,
-``f_m`` 128-64 and an action head of 128 units. The critic, :class:`MeanFieldCritic`, also encodes
-the action: ``Q_i(s, a, m) = h_i([f_s(s, t), g_i(a), f_m(m)])`` with ``f_s`` 256, ``g_i`` 64,
+``f_m`` 128-64 and an action head of 128 units. The critic, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`,
+also encodes the action: ``Q_i(s, a, m) = h_i([f_s(s, t), g_i(a), f_m(m)])`` with ``f_s`` 256, ``g_i`` 64,
 ``f_m`` 128 and the head ``h_i`` 256-128-1.
 
 ``action_barrier = lambda > 0`` (TD3/DDPG) makes the actor's objective
@@ -20,14 +20,13 @@ the two factories SB3's ``_build`` calls for the networks and their targets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BaseModel
-from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
@@ -38,119 +37,28 @@ from sb3_meanfield.common.encoders import (
     CRITIC_EXTRACTOR_DEFAULTS,
     MeanFieldExtractor,
     check_arch,
-    mlp,
-    output_dim,
     role_extractor_kwargs,
 )
+from sb3_meanfield.td3.critics import DEFAULT_ACTION_ENCODER_ARCH, MeanFieldCritic
 
 #: Hidden layers of the actor's action head and of the critic's Q head (docs/design.md, "Network architecture").
 DEFAULT_NET_ARCH: dict[str, list[int]] = {"pi": [128], "qf": [256, 128]}
-#: Hidden layers of the critic's action encoder ``g`` (docs/design.md, "Critic network").
-DEFAULT_ACTION_ENCODER_ARCH: list[int] = [64]
 
 
-class ActionEncodingQNetwork(nn.Module):
-    """One critic head on precomputed observation features: ``Q(s, a, m) = h([phi(s, t, m), g(a)])``.
-
-    :param features_dim: width of ``phi(s, t, m)``.
-    :param action_dim: ``d_a``.
-    :param action_encoder_arch: widths of ``g`` (empty: the raw action).
-    :param net_arch: hidden widths of ``h`` (its output is the scalar Q value).
-    :param activation_fn: activation after every hidden layer.
-    """
-
-    def __init__(
-        self,
-        features_dim: int,
-        action_dim: int,
-        action_encoder_arch: list[int],
-        net_arch: list[int],
-        activation_fn: type[nn.Module],
-    ) -> None:
-        super().__init__()
-        self.action_encoder = mlp(action_dim, action_encoder_arch, activation_fn)
-        encoded_dim = output_dim(action_dim, action_encoder_arch)
-        self.q_head = nn.Sequential(*create_mlp(features_dim + encoded_dim, 1, net_arch, activation_fn))
-
-    def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return self.q_head(th.cat([features, self.action_encoder(actions)], dim=1))
+#: Optimizers that have a fused implementation (one kernel updates every parameter).
+FUSED_OPTIMIZERS = (th.optim.Adam, th.optim.AdamW)
 
 
-class MeanFieldCritic(BaseModel):
-    """``n_critics`` action-encoding critics ``Q_i(s, a, m)`` on one shared observation extractor.
-
-    A drop-in for SB3's ``ContinuousCritic`` (same ``forward`` / ``q1_forward`` and optimizer
-    contract, so TD3, DDPG and SAC train it unchanged) that feeds the action through its own
-    encoder ``g_i`` before the Q head instead of concatenating it raw. Each critic has its own
-    ``g_i`` and ``h_i``, so the twin estimates of the clipped double-Q target
-    ``y = r + gamma min_i Q_i'(s', a', m')`` stay independent.
-
-    :param observation_space: the ``Dict`` observation space.
-    :param action_space: the ``Box`` action space.
-    :param net_arch: hidden widths of each Q head ``h_i``.
-    :param features_extractor: extractor of ``phi(s, t, m)``.
-    :param features_dim: its output width.
-    :param activation_fn: activation after every hidden layer.
-    :param normalize_images: passed to SB3's preprocessing (no images here).
-    :param n_critics: number of critics (2 for TD3 and SAC, 1 for DDPG).
-    :param share_features_extractor: whether the extractor is the actor's; it is then trained by the
-        actor loss only and the critic sees its features without gradient.
-    :param action_encoder_arch: widths of each action encoder ``g_i``.
-    :param action_barrier: weight ``lambda >= 0`` of the log barrier that :meth:`q1_forward` (the actor's
-        objective) adds to ``Q_1``.
-    """
-
-    features_extractor: BaseFeaturesExtractor
-    #: Largest ``|a|`` the barrier is evaluated at (``log(1 - a^2)`` is finite there in float32).
-    BARRIER_EDGE = 1.0 - 1e-6
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        net_arch: list[int],
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
-        n_critics: int = 2,
-        share_features_extractor: bool = True,
-        action_encoder_arch: list[int] | None = None,
-        action_barrier: float = 0.0,
-    ) -> None:
-        super().__init__(
-            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
-        )
-        self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
-        action_encoder_arch = check_arch(
-            "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
-        )
-        action_dim = get_action_dim(self.action_space)
-        self.share_features_extractor = share_features_extractor
-        self.n_critics = n_critics
-        self.q_networks: list[ActionEncodingQNetwork] = []
-        for idx in range(n_critics):
-            q_net = ActionEncodingQNetwork(features_dim, action_dim, action_encoder_arch, net_arch, activation_fn)
-            self.add_module(f"qf{idx}", q_net)
-            self.q_networks.append(q_net)
-
-    def forward(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, ...]:
-        """``(Q_1(s, a, m), ..., Q_n(s, a, m))``, each of shape ``(batch, 1)``."""
-        # a shared extractor learns from the actor loss only (SB3's convention)
-        with th.set_grad_enabled(not self.share_features_extractor):
-            features = self.extract_features(obs, self.features_extractor)
-        return tuple(q_net(features, actions) for q_net in self.q_networks)
-
-    def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """The actor's objective ``Q_1(s, a, m) + lambda sum_j log(1 - a_j^2)`` (SB3's TD3 and DDPG minimize minus
-        its mean, and call it for nothing else); no gradient to the extractor."""
-        with th.no_grad():
-            features = self.extract_features(obs, self.features_extractor)
-        q_value = self.q_networks[0](features, actions)
-        if self.action_barrier == 0.0:
-            return q_value
-        inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
-        return q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
+def fused_optimizer_kwargs(
+    optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``optimizer_kwargs`` (a copy) with ``fused=True`` for torch's Adam and AdamW unless they choose an
+    implementation (``fused`` or ``foreach``): the same update in one kernel for all the parameters, where the default
+    loops over them in Python (on the shipped small networks the loop cost more than the arithmetic)."""
+    kwargs = dict(optimizer_kwargs or {})
+    if optimizer_class in FUSED_OPTIMIZERS and not {"fused", "foreach"} & set(kwargs):
+        kwargs["fused"] = True
+    return kwargs
 
 
 class MeanFieldNetworksMixin:
@@ -166,7 +74,12 @@ class MeanFieldNetworksMixin:
     features_extractor_kwargs: dict[str, Any]
     critic_kwargs: dict[str, Any]
     device: th.device
+    actor: Any  # the host policy's actor (SB3's TD3 or SAC Actor)
+    critic: MeanFieldCritic
+    training: bool
     if TYPE_CHECKING:  # provided by the host policy (SB3's BaseModel)
+
+        def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor: ...
 
         def _update_features_extractor(
             self, net_kwargs: dict[str, Any], features_extractor: BaseFeaturesExtractor | None = None
@@ -213,6 +126,36 @@ class MeanFieldNetworksMixin:
         """Policy-specific keywords of :class:`MeanFieldCritic` (none here)."""
         return {}
 
+    def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
+        """The layers the actor applies to its features for its deterministic action, squashing included."""
+        raise NotImplementedError
+
+    def population_actions(self, state: th.Tensor, population: th.Tensor, time: th.Tensor) -> th.Tensor:
+        """The deterministic actions ``mu(s^i, t, m)`` of ``M`` agents that share the population and the time.
+
+        ``state`` ``(M, d_s)``, ``population`` ``(1, k)``, ``time`` ``(1, 1)``: with a :class:`MeanFieldExtractor`
+        the context is computed once and folded into the actor's first layer
+        (:meth:`MeanFieldExtractor.shared_linear`); the affine actor is then one affine map of each agent's state
+        and the squashing. The same actions as ``_predict`` on the ``M`` full observations, up to float rounding.
+        """
+        first, *rest = self.deterministic_head()
+        extractor = self.actor.features_extractor
+        if not isinstance(extractor, MeanFieldExtractor) or not isinstance(first, nn.Linear):
+            rows = state.shape[0]
+            observations = {"state": state, "population": population.expand(rows, -1), "time": time.expand(rows, -1)}
+            return self._predict(observations, deterministic=True)
+        hidden = extractor.shared_linear(state, population, time, first)
+        for layer in rest:
+            hidden = layer(hidden)
+        return hidden
+
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's switch of the actor's and the critic's ``training`` flags (recursively; the targets stay in eval
+        mode), skipped when the policy, its actor and its critic already have ``mode``: SB3 switches before every
+        rollout step and every ``train`` call, and walking the modules costs more than a small forward pass."""
+        if not self.training == self.actor.training == self.critic.training == mode:
+            super().set_training_mode(mode)  # type: ignore[misc]
+
     def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[PyTorchObs, bool]:
         """SB3's conversion, copied into torch's own (64-byte aligned) memory.
 
@@ -258,7 +201,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
     :param action_encoder_arch: widths of the critic's action encoder (default ``[64]``).
     :param normalize_images: SB3's image preprocessing flag (no images here).
     :param optimizer_class: optimizer (default Adam).
-    :param optimizer_kwargs: optimizer keywords besides the learning rate.
+    :param optimizer_kwargs: optimizer keywords besides the learning rate (Adam and AdamW default to their fused
+        implementation, :func:`fused_optimizer_kwargs`).
     :param n_critics: number of critics.
     :param share_features_extractor: share the actor's extractor with the critic (SB3's semantics:
         the critic then uses the actor's encoder sizes and does not train it).
@@ -298,13 +242,16 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
             features_extractor_kwargs,
             normalize_images,
             optimizer_class,
-            optimizer_kwargs,
+            fused_optimizer_kwargs(optimizer_class, optimizer_kwargs),
             n_critics,
             share_features_extractor,
         )
 
     def critic_keywords(self) -> dict[str, Any]:
         return {"action_barrier": self.action_barrier}
+
+    def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
+        return list(self.actor.mu)  # hidden layers, the action layer and tanh
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "action_barrier": self.action_barrier}
