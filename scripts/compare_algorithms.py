@@ -1,26 +1,30 @@
 """MF-DDPG against MF-TD3 against MF-SAC on every env id, single- and multi-population (the algorithm comparison).
 
     OMP_NUM_THREADS=1 python scripts/compare_algorithms.py [--envs ID ...] [--algos ddpg td3 sac] [--seeds 0 1 2]
-        [--workers 2] [-f runs/compare] [--markdown table.md] [--plot compare.png] [--rl-timesteps 160000]
-        [--rl-responder sac] [-n STEPS] [--reuse]
+        [--workers 2 | --address ADDR] [-f runs/compare] [--markdown table.md] [--plot compare.png] [-n STEPS]
+        [--reuse]
+    OMP_NUM_THREADS=1 python scripts/compare_algorithms.py --rl-gap-of RUN_DIR [--rl-timesteps 160000]
+        [--rl-responder sac]
 
 Every run trains with the shipped hyperparameters: ``python -m sb3_meanfield.train`` (self-play on the
-single-population ids, one model per population, alternating, on the multi-population ids). Its FINAL policy is
-scored by
+single-population ids, one model per population, alternating, on the multi-population ids), one trial of a sweep
+(:mod:`sb3_meanfield.sweep`, Ray Tune: one CPU per run, ``--workers`` runs at a time on this machine, or on the Ray
+cluster at ``--address``; the same command resumes an interrupted comparison). Its FINAL policy is scored by
 
-- the relative Nash gap: the run's own final evaluation where it has one (exact, 10,000 particles per population,
-  4 replicates, common random numbers, where the model has exact best responses; dp, 2 replicates, on the walled
-  crowds, ``sb3_meanfield.evaluation.gap_method``); otherwise an RL lower bound (:func:`sb3_meanfield.nash_gap`,
-  one policy per population, with ``method="rl"``: a fresh agent trained for ``--rl-timesteps``
-  transitions against the frozen flow, the neutral policy's gap found the same way); on a multi-population id
-  the largest of the populations' gaps. The best responder is the same for every algorithm's policy
-  (``--rl-responder``, default SAC with its shipped policy for the id), so the bounds compare the policies, not
-  the responders (scored by their own unbarriered TD3/DDPG, the saturated two-crowd runs of BENCHMARKS.md looked
-  unexploitable; by SAC they were not);
+- the relative Nash gap of the run's own final evaluation (exact, 10,000 particles per population, 4 replicates,
+  common random numbers, where the model has exact best responses; dp, 2 replicates, on the walled crowds,
+  ``sb3_meanfield.evaluation.gap_method``); on a multi-population id the largest of the populations' gaps;
 - the training wall time;
 - the critic's overestimation of the initial value, ``mean Q_1(s_0, mu(s_0), m_0) - realized return`` (the
   population's Monte Carlo return under the same policy; the largest over populations): DDPG's single critic
   is expected to overestimate, TD3's clipped twin critics not.
+
+``--rl-gap-of RUN_DIR`` prints an RL lower bound of one run folder's relative gap instead
+(:func:`sb3_meanfield.nash_gap`, one policy per population, with ``method="rl"``: a fresh agent trained for
+``--rl-timesteps`` transitions against the frozen flow, the neutral policy's gap found the same way). Its responder
+is the same for every algorithm's policy (``--rl-responder``, default SAC with its shipped policy for the id), so the
+bounds compare the policies, not the responders (scored by their own unbarriered TD3/DDPG, the saturated two-crowd
+runs of BENCHMARKS.md looked unexploitable; by SAC they were not).
 
 With ``--reuse``, a run already in the log folder with the same configuration and package versions (for instance
 ``scripts/benchmark_equilibrium.py``'s runs, when both use one ``-f``) is scored instead of trained again: runs
@@ -35,9 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from benchmark_equilibrium import error_line, launch, run_one
+from benchmark_equilibrium import run_trials
 
 import mfg_envs
+from sb3_meanfield.sweep import Trial
 
 if TYPE_CHECKING:
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -56,36 +58,13 @@ ALGOS = ("ddpg", "td3", "sac")
 ALL_ENVS = (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS)
 
 
-def run_multi(
-    algo: str, env_id: str, seed: int, log_folder: Path, extra_args: tuple[str, ...] = (), reuse: bool = False
-) -> dict:
-    """Train one model per population (``launch`` of ``sb3_meanfield.train``); return its final evaluation."""
-    run_dir = launch(
-        "sb3_meanfield.train", algo, env_id, seed, log_folder / f"{env_id}_{algo}_{seed}", extra_args, reuse
-    )
-    if isinstance(run_dir, str):
-        return {"algo": algo, "env": env_id, "seed": seed, "error": run_dir}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    evaluation = metrics["evaluation"]
-    result = {"algo": algo, "env": env_id, "seed": seed, "run_dir": str(run_dir), "seconds": metrics["train_seconds"]}
-    result["q_overestimation"] = max(c["q_overestimation"] for c in evaluation["critic"].values())
-    if "gaps" in evaluation:  # runs written before the method was saved: exact
-        result["relative_gap"], result["method"] = evaluation["max_relative_gap"], evaluation.get("method", "exact")
-    return result
-
-
-def rl_relative_gap(result: dict, rl_timesteps: int, responder: str) -> dict:
-    """Add the RL lower bound of the relative gap of a finished run (in a subprocess: one torch thread each). It is
-    deterministic for the run, budget and responder, so it is kept in the run folder
-    (``rl_gap_<budget>_<responder>.txt``) and read from there next time."""
-    saved = Path(result["run_dir"]) / f"rl_gap_{rl_timesteps}_{responder}.txt"
-    if not saved.is_file():
-        command = [sys.executable, __file__, "--rl-gap-of", result["run_dir"], "--rl-timesteps", str(rl_timesteps)]
-        completed = subprocess.run([*command, "--rl-responder", responder], capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            return {**result, "error": error_line(completed)}
-        saved.write_text(completed.stdout.split()[-1] + "\n")
-    return {**result, "relative_gap": float(saved.read_text()), "method": f"RL ({rl_timesteps}, {responder})"}
+def comparable(result: dict) -> dict:
+    """A run's result (:func:`benchmark_equilibrium.result_of`) with the comparison's columns: several populations
+    score by the largest relative gap and the largest critic overestimation over the populations."""
+    if "critic" not in result:  # one population, or a failed run
+        return result
+    overestimation = max(critic["q_overestimation"] for critic in result["critic"].values())
+    return {**result, "relative_gap": result["max_relative_gap"], "q_overestimation": overestimation}
 
 
 def responder_template(env_id: str, algo: str) -> OffPolicyAlgorithm:
@@ -120,26 +99,6 @@ def print_rl_gap(run_dir: Path, rl_timesteps: int, responder: str) -> None:
     # callables, not models: the template's algorithm responds
     policies = [ModelPolicy(model) for model in load_agents(run_dir, config)]
     print(nash_gap(policies, env, "rl", **rl).relative_gap)
-
-
-def run(
-    job: tuple[str, str, int],
-    log_folder: Path,
-    rl_timesteps: int,
-    responder: str,
-    extra_args: tuple[str, ...],
-    reuse: bool,
-) -> dict:
-    algo, env_id, seed = job
-    if env_id in mfg_envs.MULTI_ENV_IDS:
-        result = run_multi(algo, env_id, seed, log_folder, extra_args, reuse)
-    else:
-        result = run_one(algo, env_id, seed, log_folder, extra_args, reuse=reuse)
-        if "gap" in result:  # runs written before the method was saved: exact
-            result.setdefault("method", "exact")
-    if "error" in result or "relative_gap" in result:
-        return result
-    return rl_relative_gap(result, rl_timesteps, responder)
 
 
 def summarize(results: list[dict]) -> str:
@@ -214,25 +173,27 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--envs", nargs="+", default=list(ALL_ENVS), choices=ALL_ENVS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=2, help="runs at a time (one core each)")
+    parser.add_argument("--workers", type=int, help="runs at a time on this machine, one CPU each (default 2)")
+    parser.add_argument("--address", help="run on this Ray cluster (its log folder shared by the nodes)")
     parser.add_argument("-f", "--log-folder", default="runs/compare")
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--plot", help="also draw the comparison to this image file")
-    parser.add_argument("--rl-timesteps", type=int, default=160_000, help="RL best-response budget (no exact gap)")
-    parser.add_argument("--rl-responder", default="sac", choices=ALGOS, help="RL best responder (every run's)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="override every run's budget (quick looks only)")
     parser.add_argument("--reuse", action="store_true", help="score finished runs of the same configuration again")
     parser.add_argument("--rl-gap-of", type=Path, help="only print the RL lower bound of this run folder")
+    parser.add_argument("--rl-timesteps", type=int, default=160_000, help="--rl-gap-of: RL best-response budget")
+    parser.add_argument("--rl-responder", default="sac", choices=ALGOS, help="--rl-gap-of: RL best responder")
     args = parser.parse_args()
     if args.rl_gap_of is not None:
         print_rl_gap(args.rl_gap_of, args.rl_timesteps, args.rl_responder)
         return
-    jobs = [(algo, env_id, seed) for env_id in args.envs for algo in args.algos for seed in args.seeds]
-    log_folder = Path(args.log_folder)
     extra = ("-n", str(args.n_timesteps)) if args.n_timesteps else ()
-    rl = (args.rl_timesteps, args.rl_responder)
-    with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: run(job, log_folder, *rl, extra, args.reuse), jobs))
+    trials = [
+        Trial(env_id, algo, seed, flags=extra) for env_id in args.envs for algo in args.algos for seed in args.seeds
+    ]
+    log_folder = Path(args.log_folder)
+    results = run_trials(trials, log_folder, "compare_algorithms", args.workers, args.address, args.reuse)
+    results = [comparable(result) for result in results]
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
     print(table)

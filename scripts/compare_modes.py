@@ -1,7 +1,7 @@
 """Self-play against the representative agent on every exactly solvable model (which training mode is the default?)
 
     OMP_NUM_THREADS=1 python scripts/compare_modes.py [--envs MFGLinearQuadratic-v0 ...] [--seeds 0]
-        [--workers 2] [-f runs/modes] [--markdown table.md]
+        [--workers 2 | --address ADDR] [-f runs/modes] [--markdown table.md]
 
 Three modes, each with about 25,000 gradient steps and the same networks, learning-rate decay (1e-3 to 1e-5),
 exploration (TD3: Gaussian noise decaying from 0.2 to 0.02; SAC: its entropy bonus) and final evaluation
@@ -13,16 +13,19 @@ exploration (TD3: Gaussian noise decaying from 0.2 to 0.02; SAC: its entropy bon
 - ``fictitious play``: the same, the population the mixture of all frozen copies.
 
 Each env uses TD3, except SAC on MFGCrowdLQ-v0 (chosen when TD3 still failed there, before the action barrier).
+The runs are the trials of one sweep (:mod:`sb3_meanfield.sweep`, as ``scripts/benchmark_equilibrium.py`` runs
+them: ``--workers`` at a time on this machine, or on the Ray cluster at ``--address``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmark_equilibrium import EXACT_ENVS, run_one
+from benchmark_equilibrium import EXACT_ENVS, run_trials
+
+from sb3_meanfield.sweep import Trial
 
 ALGO = {"MFGCrowdLQ-v0": "sac"}
 DEFAULT_ALGO = "td3"
@@ -60,7 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(EXACT_ENVS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--workers", type=int, default=2, help="runs at a time (one core each)")
+    parser.add_argument("--workers", type=int, help="runs at a time on this machine, one CPU each (default 2)")
+    parser.add_argument("--address", help="run on this Ray cluster (its log folder shared by the nodes)")
     parser.add_argument("-f", "--log-folder", default="runs/modes")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
@@ -71,15 +75,15 @@ def main() -> None:
         for seed in args.seeds
         for mode in modes
     ]
+    trials = [
+        Trial(
+            env_id, algo, seed, flags=mode_args(mode, algo), folder=f"{env_id}_{algo}_{seed}_{mode.replace(' ', '_')}"
+        )
+        for algo, env_id, seed, mode in jobs
+    ]
     log_folder = Path(args.log_folder)
-
-    def run(job: tuple[str, str, int, str]) -> dict:
-        algo, env_id, seed, mode = job
-        label = "_" + mode.replace(" ", "_")
-        return {"mode": mode, **run_one(algo, env_id, seed, log_folder, mode_args(mode, algo), label)}
-
-    with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run, jobs))
+    results = run_trials(trials, log_folder, "compare_modes", args.workers, args.address, reuse=False)
+    results = [{"mode": mode, **result} for (_, _, _, mode), result in zip(jobs, results)]
     (log_folder / "results.json").write_text(json.dumps(results, indent=1))
     lines = [
         "| env id | algo | seed | mode | relative Nash gap | Nash gap +- se | transitions | gradient steps "

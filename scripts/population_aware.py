@@ -1,7 +1,7 @@
 """Master policies on a random initial law: MF-DDPG, MF-TD3 and MF-SAC with and without the population input.
 
     OMP_NUM_THREADS=1 python scripts/population_aware.py [--init-mean-std 1.0] [--algos td3 sac ddpg]
-        [--seeds 0 1 2] [--variants moments none histogram kde] [-f runs/population_aware] [--reuse]
+        [--seeds 0 1 2] [--variants moments none histogram kde] [-f runs/population_aware] [--reuse] [--workers 2]
         [--replicates 64] [--unseen-means -1 0.5 3.5 5] [--markdown FILE] [--time-only] [--no-train]
 
 On ``MFGLinearQuadratic-v0`` with ``init_mean_std = s0`` each episode starts around a fresh mean ``M0 ~ N(m_0, s0^2)``
@@ -17,8 +17,9 @@ On ``MFGLinearQuadratic-v0`` with ``init_mean_std = s0`` each episode starts aro
    with the shipped hyperparameters, per variant: ``moments`` (the main runs: the population's mean and standard
    deviation in the observation), ``histogram`` (the default representation) and ``kde``
    (``population_representation`` in ``env_kwargs``), and ``none``: the same networks with the population input
-   removed (``population_encoder:none``: actor and critic see time and own state only), one run at a time. With
-   ``--reuse`` a finished run of the same configuration in the log folder is scored instead of trained again.
+   removed (``population_encoder:none``: actor and critic see time and own state only), trained as one sweep
+   (``sb3_meanfield.sweep``, ``--workers`` runs at a time). With ``--reuse`` a finished run of the same
+   configuration in the log folder is scored instead of trained again.
 3. **The gaps**: every final policy's exact Nash gap, on 10,000 particles, averaged over ``--replicates`` initial-mean
    draws (the same draws, seeds ``0..R-1``, for every policy: the differences between two policies are paired, and
    their standard errors are those of the paired differences). The relative gap divides by the neutral policy's
@@ -41,7 +42,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
-from benchmark_equilibrium import finished_run, launch
+from benchmark_equilibrium import run_trials
 
 import mfg_envs  # noqa: F401  (registers the ids)
 from mfg_envs.core import ConstantPolicy
@@ -130,11 +131,11 @@ def neutral_gap(model: LinearQuadraticModel) -> float:
 # --------------------------------------------------------------------------- simulated gaps of any policy
 def replicate_table(policy: Any, env: gym.Env, n_particles: int, replicates: int, seed: int = 0) -> np.ndarray:
     """The exact Nash gap of ``policy`` on each of ``replicates`` initial-mean draws (seeds ``seed..``), as
-    ``mfg_envs.nash_gap.exact_nash_gap`` computes each replicate."""
+    ``mfg_envs.nash_gap.exact_nash_gap`` computes each replicate (one responder for all of them: under common noise
+    its feedback best response to ``policy`` is computed once, as in ``nash_gap``)."""
     game = game_of(env)
-    return np.array(
-        [replicate_gaps(game, [policy], ExactBestResponse(), n_particles, seed + r)[0, 0] for r in range(replicates)]
-    )
+    responder = ExactBestResponse()
+    return np.array([replicate_gaps(game, [policy], responder, n_particles, seed + r)[0, 0] for r in range(replicates)])
 
 
 def mean_se(values: np.ndarray) -> tuple[float, float]:
@@ -142,12 +143,19 @@ def mean_se(values: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- the runs
-def train_args(variant: str, init_mean_std: float, extra: list[str]) -> list[str]:
+def run_trial(variant: str, algo: str, seed: int, args: argparse.Namespace) -> Any:
+    """The sweep trial of one run: the shipped configuration with the variant's population input and the random
+    population of ``args``, into ``<log folder>/<variant>_<algo>_<seed>/``."""
+    from sb3_meanfield.sweep import Trial
+
     representation, hyperparams = VARIANTS[variant]
-    env_kwargs = f"init_mean_std={init_mean_std}"
+    env_kwargs = f"init_mean_std={args.init_mean_std}"
+    if args.common_noise:
+        env_kwargs += f", common_noise={args.common_noise}"
     if representation != "histogram":
         env_kwargs += f", population_representation='{representation}'"
-    return ["--no-figures", "--hyperparams", f"env_kwargs:dict({env_kwargs})", *hyperparams, *extra]
+    overrides = (f"env_kwargs:dict({env_kwargs})", *hyperparams, *args.hyperparams)
+    return Trial(ENV_ID, algo, seed, hyperparams=overrides, flags=("--no-figures",), folder=f"{variant}_{algo}_{seed}")
 
 
 def load_model(run_dir: Path, algo: str) -> Any:
@@ -221,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--time-only", action="store_true", help="only the best time-only policy")
     parser.add_argument("--no-train", action="store_true", help="score the finished runs only (as --reuse finds them)")
+    parser.add_argument("--workers", type=int, help="runs at a time (CPUs of the sweep, default 2)")
     args = parser.parse_args(argv)
 
     env = gym.make(ENV_ID, init_mean_std=args.init_mean_std, common_noise=args.common_noise)
@@ -285,22 +294,23 @@ def main(argv: list[str] | None = None) -> None:
     lines += table
 
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for variant in args.variants:
-        for algo in args.algos:
-            for seed in args.seeds:
-                folder = Path(args.log_folder) / f"{variant}_{algo}_{seed}"
-                extra = train_args(variant, args.init_mean_std, args.hyperparams)
-                if args.no_train:
-                    flags = ["--algo", algo, "--env", ENV_ID, "--seed", str(seed), "-f", str(folder), *extra]
-                    run_dir = finished_run(folder, flags) or "no finished run (--no-train)"
-                else:
-                    run_dir = launch("sb3_meanfield.train", algo, ENV_ID, seed, folder, tuple(extra), args.reuse)
-                if isinstance(run_dir, str):
-                    print(f"{variant} {algo} {seed}: {run_dir}", file=sys.stderr, flush=True)
-                    continue
-                results[variant, algo, seed] = score_run(run_dir, algo, args.eval_particles, args.replicates)
-                mean, se = mean_se(results[variant, algo, seed]["gaps"])
-                print(f"{variant} {algo} {seed}: relative gap {fmt(mean, se, scale)} ({run_dir})", flush=True)
+    jobs = [(variant, algo, seed) for variant in args.variants for algo in args.algos for seed in args.seeds]
+    trials = [run_trial(*job, args) for job in jobs]
+    if args.no_train:
+        from sb3_meanfield.sweep import finished_run
+
+        log_folder = Path(args.log_folder)
+        found = [finished_run(log_folder / t.run_parent, t.train_argv(log_folder)) for t in trials]
+        runs = [{"run_dir": run_dir} if run_dir else {"error": "no finished run (--no-train)"} for run_dir in found]
+    else:
+        runs = run_trials(trials, Path(args.log_folder), "population_aware", args.workers, None, args.reuse)
+    for job, run in zip(jobs, runs):
+        if "error" in run:
+            print(f"{' '.join(map(str, job))}: {run['error']}", file=sys.stderr, flush=True)
+            continue
+        results[job] = score_run(Path(run["run_dir"]), job[1], args.eval_particles, args.replicates)
+        mean, se = mean_se(results[job]["gaps"])
+        print(f"{' '.join(map(str, job))}: relative gap {fmt(mean, se, scale)} ({run['run_dir']})", flush=True)
 
     best_draws = reference_gaps["best time-only affine policy"]
     table = [

@@ -12,6 +12,7 @@ import torch as th
 import mfg_envs
 from sb3_meanfield import MFSAC, MFTD3
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
+from sb3_meanfield.sweep import finished_run
 from sb3_meanfield.train import parse_args, train
 from sb3_meanfield.train import train as train_multi
 from sb3_meanfield.train_multi import build_parser as build_multi_parser
@@ -19,7 +20,6 @@ from sb3_meanfield.train_multi import build_parser as build_multi_parser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main
 from action_saturation import played_actions
-from benchmark_equilibrium import finished_run
 from compare_algorithms import responder_template
 from population_aware import best_time_only, exact_gap, fixed_law_time_only, time_only_policy
 
