@@ -225,16 +225,16 @@ def crn_nash_gap(
 CACHED_METHODS = ("exact", "dp")
 
 
-def neutral_responder(method: str, dp_resolution: Any = None) -> BestResponder:
-    """A best responder of a cached method: ``"exact"`` (:class:`ExactBestResponse`) or ``"dp"``
-    (:class:`mfg_envs.crowd_dp.DPBestResponse` on the grid ``dp_resolution``)."""
+def model_responder(method: str, dp_resolution: Any = None) -> BestResponder:
+    """The best responder of a model-based method (:data:`CACHED_METHODS`): ``"exact"`` (:class:`ExactBestResponse`)
+    or ``"dp"`` (:class:`mfg_envs.crowd_dp.DPBestResponse` on the grid ``dp_resolution``)."""
     if method == "exact":
         return ExactBestResponse()
     if method == "dp":
         from mfg_envs.crowd_dp import DPBestResponse  # the crowd models' module, loaded when a dp gap is asked for
 
         return DPBestResponse(dp_resolution)
-    raise ValueError(f"method must be one of {CACHED_METHODS} (methods with a cached neutral gap), got {method!r}")
+    raise ValueError(f"method must be one of {CACHED_METHODS} (the model-based methods), got {method!r}")
 
 
 @functools.lru_cache(maxsize=32)
@@ -255,7 +255,7 @@ def neutral_gaps(
     through :func:`cached_neutral_scale`; a callback that checks the gap during training computes it once (a dp
     gap of the crowd: one grid solve per population)."""
     game = Game(pickle.loads(model), n_particles, representation, kde_bandwidth)
-    gaps = neutral_scale(game, neutral_responder(method, dp), n_particles, seed)
+    gaps = neutral_scale(game, model_responder(method, dp), n_particles, seed)
     return tuple(float(gap) for gap in gaps)
 
 

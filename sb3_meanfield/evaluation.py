@@ -31,7 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mfg_envs.core import MeanFieldModel, PopulationFlow, PopulationPolicy
-from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPBestResponse, DPResolution, dp_solvable
+from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution, dp_solvable
 from mfg_envs.game import (
     Game,
     GameModel,
@@ -46,10 +46,10 @@ from mfg_envs.game import (
 from mfg_envs.nash_gap import (
     CACHED_METHODS,
     BestResponder,
-    ExactBestResponse,
     NashGap,
     cached_neutral_scale,
     crn_nash_gap,
+    model_responder,
     with_relative_gaps,
 )
 from sb3_meanfield.common.vec_env import ModelPolicy, PopulationVecEnv, check_model_spaces
@@ -171,10 +171,6 @@ class RLBestResponse:
         return self.trained[population]
 
 
-def exact_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]) -> BestResponder:
-    return ExactBestResponse()
-
-
 def rl_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]) -> BestResponder:
     if any(template is None for template in templates):
         raise ValueError("method='rl' needs an SB3 model per population or an rl_template (its algorithm is trained)")
@@ -183,9 +179,9 @@ def rl_method(templates: Sequence[BaseAlgorithm | None], options: dict[str, Any]
 
 #: Best-response methods: ``name -> factory(templates, options) -> BestResponder`` (one per estimate).
 METHODS: dict[str, Callable[[Sequence[BaseAlgorithm | None], dict[str, Any]], BestResponder]] = {
-    "exact": exact_method,
+    "exact": lambda templates, options: model_responder("exact"),
     "rl": rl_method,
-    "dp": lambda templates, options: DPBestResponse(options["dp_resolution"]),
+    "dp": lambda templates, options: model_responder("dp", options["dp_resolution"]),
 }
 
 
