@@ -304,6 +304,54 @@ def position_ellipses(equilibrium: Equilibrium, model: MeanFieldModel) -> list[t
     return [(mf["mean"], np.sqrt(mf["var"])) for mf in equilibrium.mean_fields]
 
 
+def density_figures(
+    env_id: str,
+    model: MeanFieldModel,
+    record: PopulationRecord,
+    equilibrium: Equilibrium | None,
+    out_dir: Path,
+    first: int,
+    name: str,
+    reference: str,
+    animate: bool,
+) -> list[Path]:
+    """The population's density over one recorded episode: ``population_flow.png`` (1-D models, beside the
+    reference's flow, which the legends call ``reference``) or ``crowd_snapshots.png`` and, with ``animate``,
+    ``crowd.gif`` (the crowds)."""
+    quantity = LABELS.get(env_id, (None, None, "population"))[2]
+    exact_histograms = None if equilibrium is None else equilibrium.histograms
+    bounds = model.histogram_bounds
+    if bounds.shape[0] == 1:
+        return [
+            plot_population_flow(
+                record.histograms[first:],
+                tuple(bounds[0]),
+                out_dir / "population_flow.png",
+                None if exact_histograms is None else exact_histograms[first:],
+                horizon=model.horizon,
+                label=quantity,
+                title=f"{env_id}: {quantity} distribution over time ({name})",
+            )
+        ]
+    ellipses = None if equilibrium is None else position_ellipses(equilibrium, model)
+    goal = getattr(model, "goal", None)
+    paths = [
+        plot_crowd_snapshots(
+            record.histograms,
+            bounds,
+            out_dir / "crowd_snapshots.png",
+            record.states[:, :, :2],
+            goal,
+            exact_ellipses=ellipses,
+            title=f"{env_id}: crowd density ({name}; orange: {reference} equilibrium mean +- 2 std)",
+        )
+    ]
+    if animate:
+        walls = bool(np.isfinite(model.state_low[:2]).all())
+        paths.append(animate_crowd(record.states[:, :, :2], bounds, out_dir / "crowd.gif", goal, walls, title=env_id))
+    return paths
+
+
 def write_population_figures(
     env_id: str,
     population: Population,
@@ -333,38 +381,7 @@ def write_population_figures(
     first = 1 if model.histogram_values(record.states[0][:1], None) is None else 0
     # the histogram of step n >= first; with action histograms it holds the actions taken at step n - 1
     times = (np.arange(first, model.n_steps + 1) - first) * model.dt
-    paths = []
-    if bounds.shape[0] == 1:
-        paths.append(
-            plot_population_flow(
-                record.histograms[first:],
-                tuple(bounds[0]),
-                out_dir / "population_flow.png",
-                None if exact_histograms is None else exact_histograms[first:],
-                horizon=model.horizon,
-                label=quantity,
-                title=f"{env_id}: {quantity} distribution over time ({name})",
-            )
-        )
-    else:
-        ellipses = None if equilibrium is None else position_ellipses(equilibrium, model)
-        goal = getattr(model, "goal", None)
-        paths.append(
-            plot_crowd_snapshots(
-                record.histograms,
-                bounds,
-                out_dir / "crowd_snapshots.png",
-                record.states[:, :, :2],
-                goal,
-                exact_ellipses=ellipses,
-                title=f"{env_id}: crowd density ({name}; orange: {reference} equilibrium mean +- 2 std)",
-            )
-        )
-        if animate:
-            walls = bool(np.isfinite(model.state_low[:2]).all())
-            paths.append(
-                animate_crowd(record.states[:, :, :2], bounds, out_dir / "crowd.gif", goal, walls, title=env_id)
-            )
+    paths = density_figures(env_id, model, record, equilibrium, out_dir, first, name, reference, animate)
     means, variances = histogram_moments(record.histograms[first:], bounds, n_bins)
     exact_moments: tuple[np.ndarray | None, np.ndarray | None] = (
         (None, None) if exact_histograms is None else histogram_moments(exact_histograms[first:], bounds, n_bins)

@@ -213,7 +213,7 @@ def fmt(value: float, error: float, scale: float = 1.0) -> str:
     return f"{value / scale:.4f} +- {error / scale:.4f}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init-mean-std", type=float, default=1.0)
     parser.add_argument("--common-noise", type=float, default=0.0, help="sigma0 of the env (default 0)")
@@ -230,43 +230,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-only", action="store_true", help="only the best time-only policy")
     parser.add_argument("--no-train", action="store_true", help="score the finished runs only (as --reuse finds them)")
     parser.add_argument("--workers", type=int, help="runs at a time (CPUs of the sweep, default 2)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    env = gym.make(ENV_ID, init_mean_std=args.init_mean_std, common_noise=args.common_noise)
-    model = env.unwrapped.model
-    scale = neutral_gap(model)
-    lines = [f"## {ENV_ID}, init_mean_std = {args.init_mean_std}, common_noise = {args.common_noise}", ""]
-    lines.append(f"neutral policy's exact gap (the relative gap's scale): {scale:.9f}")
-    lines.append(f"exact equilibrium: J* = {-solve_equilibrium(env).expected_return:.9f}, exact gap 0")
 
-    started = time.perf_counter()
-    fixed = fixed_law_time_only(model)
-    fixed_parameters = np.concatenate([fixed.gains[:, 0, 0], fixed.offsets[:, 0]])
-    references = {"fixed law's equilibrium as a time-only policy": (fixed, exact_gap(model, fixed))}
-    starts = {"the fixed law's equilibrium": fixed_parameters, "the neutral policy": np.zeros_like(fixed_parameters)}
-    # the optimization takes minutes: its result is kept in the log folder for the model's parameters
-    cache = Path(args.log_folder) / "best_time_only.json"
+def kept_best_time_only(model: LinearQuadraticModel, log_folder: str, lines: list[str]) -> tuple[float, np.ndarray]:
+    """The best time-only policy's ``(exact gap, parameters)``: the better of :func:`best_time_only` from the fixed
+    law's equilibrium and from the neutral policy, computed once per model and kept in the log folder (the
+    optimization takes minutes); what it did goes to ``lines``."""
+    cache = Path(log_folder) / "best_time_only.json"
     saved = json.loads(cache.read_text()) if cache.is_file() else {}
     key = model_key(model)
     if key in saved:
-        best_parameters = np.array(saved[key]["parameters"])
-        best_gap = exact_gap(model, time_only_policy(model, best_parameters))  # recomputed from the kept parameters
-        lines.append(f"best time-only affine policy: exact gap {best_gap:.9f} (parameters kept in {cache})")
-    else:
-        best = None
-        for name, start in starts.items():
-            gap, parameters, evaluations = best_time_only(model, start)
-            lines.append(
-                f"best time-only affine policy from {name}: exact gap {gap:.9f} ({evaluations} L-BFGS evaluations)"
-            )
-            if best is None or gap < best[0]:
-                best = (gap, parameters)
-        assert best is not None
-        best_gap, best_parameters = best
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        saved[key] = {"gap": best_gap, "parameters": best_parameters.tolist()}
-        cache.write_text(json.dumps(saved))
-    references["best time-only affine policy"] = (time_only_policy(model, best_parameters), best_gap)
+        parameters = np.array(saved[key]["parameters"])
+        gap = exact_gap(model, time_only_policy(model, parameters))  # recomputed from the kept parameters
+        lines.append(f"best time-only affine policy: exact gap {gap:.9f} (parameters kept in {cache})")
+        return gap, parameters
+    fixed = fixed_law_time_only(model)
+    fixed_parameters = np.concatenate([fixed.gains[:, 0, 0], fixed.offsets[:, 0]])
+    starts = {"the fixed law's equilibrium": fixed_parameters, "the neutral policy": np.zeros_like(fixed_parameters)}
+    found = []
+    for name, start in starts.items():
+        gap, parameters, evaluations = best_time_only(model, start)
+        lines.append(
+            f"best time-only affine policy from {name}: exact gap {gap:.9f} ({evaluations} L-BFGS evaluations)"
+        )
+        found.append((gap, parameters))
+    gap, parameters = min(found, key=lambda pair: pair[0])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    saved[key] = {"gap": gap, "parameters": parameters.tolist()}
+    cache.write_text(json.dumps(saved))
+    return gap, parameters
+
+
+def reference_policies(model: LinearQuadraticModel, args: argparse.Namespace, lines: list[str]) -> dict[str, Any]:
+    """The time-only references, ``name -> (affine policy, exact gap)``: the fixed law's equilibrium as a function of
+    time and the best time-only affine policy; their figures go to ``lines``."""
+    scale = neutral_gap(model)
+    started = time.perf_counter()
+    fixed = fixed_law_time_only(model)
+    best_gap, best_parameters = kept_best_time_only(model, args.log_folder, lines)
     lines.append(
         f"best time-only exact gap {best_gap:.9f} (relative {best_gap / scale:.5f}); the fixed law's equilibrium as a "
         f"time-only policy {exact_gap(model, fixed):.9f} ({time.perf_counter() - started:.0f} s)"
@@ -276,12 +278,16 @@ def main(argv: list[str] | None = None) -> None:
         f"best time-only K_n (n = 0, 10, 25, 49): {np.round(gains[[0, 10, 25, -1]], 4).tolist()}, k_n: "
         f"{np.round(offsets[[0, 10, 25, -1]], 4).tolist()}"
     )
-    print("\n".join(lines), flush=True)
-    if args.time_only:
-        return
+    return {
+        "fixed law's equilibrium as a time-only policy": (fixed, exact_gap(model, fixed)),
+        "best time-only affine policy": (time_only_policy(model, best_parameters), best_gap),
+    }
 
-    # simulated check of the references on the draws of the runs
-    lines += ["", f"Simulated exact gaps ({args.replicates} initial-mean draws, {args.eval_particles} particles):", ""]
+
+def reference_table(
+    references: dict[str, Any], env: gym.Env, scale: float, args: argparse.Namespace
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The references' simulated gaps on the draws of the runs (beside their exact ones), and the per-draw gaps."""
     table = ["| policy | relative gap +- se | gap +- se | exact gap |", "|---|---|---|---|"]
     reference_gaps = {}
     for name, (policy, exact) in references.items():
@@ -290,10 +296,12 @@ def main(argv: list[str] | None = None) -> None:
         table.append(f"| {name} | {fmt(mean, se, scale)} | {fmt(mean, se)} | {exact:.6f} |")
     mean, se = mean_se(replicate_table(solve_equilibrium(env).policy, env, args.eval_particles, args.replicates))
     table.append(f"| exact equilibrium (reads m_n) | {fmt(mean, se, scale)} | {fmt(mean, se)} | 0 |")
-    print("\n".join(table), flush=True)
-    lines += table
+    return table, reference_gaps
 
-    results: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+def scored_runs(args: argparse.Namespace, scale: float) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Train the grid's runs (or, ``--no-train``, find the finished ones) and score each: ``(variant, algo, seed) ->``
+    :func:`score_run`'s figures."""
     jobs = [(variant, algo, seed) for variant in args.variants for algo in args.algos for seed in args.seeds]
     trials = [run_trial(*job, args) for job in jobs]
     if args.no_train:
@@ -304,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = [{"run_dir": run_dir} if run_dir else {"error": "no finished run (--no-train)"} for run_dir in found]
     else:
         runs = run_trials(trials, Path(args.log_folder), "population_aware", args.workers, None, args.reuse)
+    results: dict[tuple[str, str, int], dict[str, Any]] = {}
     for job, run in zip(jobs, runs):
         if "error" in run:
             print(f"{' '.join(map(str, job))}: {run['error']}", file=sys.stderr, flush=True)
@@ -311,8 +320,12 @@ def main(argv: list[str] | None = None) -> None:
         results[job] = score_run(Path(run["run_dir"]), job[1], args.eval_particles, args.replicates)
         mean, se = mean_se(results[job]["gaps"])
         print(f"{' '.join(map(str, job))}: relative gap {fmt(mean, se, scale)} ({run['run_dir']})", flush=True)
+    return results
 
-    best_draws = reference_gaps["best time-only affine policy"]
+
+def runs_table(results: dict[tuple[str, str, int], dict[str, Any]], best_draws: np.ndarray, scale: float) -> list[str]:
+    """One row per run: its gap, paired against the population-aware run of its algorithm and seed and against the
+    best time-only policy on the same draws, and the command line's own figure."""
     table = [
         "",
         f"| variant | algo | seed | relative gap +- se | gap +- se | gap - {MAIN} run's (paired) | gap - best "
@@ -330,7 +343,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{fmt(*mean_se(gaps - best_draws))} | {cli['gap']:.4f} +- {cli['standard_error']:.4f} | "
             f"{result['seconds']:.0f} |"
         )
-    table += [
+    return table
+
+
+def summary_table(
+    results: dict[tuple[str, str, int], dict[str, Any]], best_gap: float, scale: float, args: argparse.Namespace
+) -> list[str]:
+    """Per variant and algorithm: median and worst relative gap, the target, and the paired differences from the
+    population-aware runs (for the ablation, whether each reaches the best time-only gap)."""
+    table = [
         "",
         "| variant | algo | runs | median relative gap | worst relative gap | every run <= 0.05 "
         f"| gap - {MAIN} run's (paired, per seed) |",
@@ -347,7 +368,6 @@ def main(argv: list[str] | None = None) -> None:
                 for seed, r in rows
                 if variant != MAIN and (MAIN, algo, seed) in results
             ]
-
             # the ablation's criterion: worse than the population-aware run by at least the best time-only gap
             marks = [
                 f" ({'>=' if d >= best_gap else '<'} {best_gap:.4f})" if variant == "none" else ""
@@ -360,25 +380,59 @@ def main(argv: list[str] | None = None) -> None:
                 f"{met} | {difference} |"
             )
     table.append(f"\n(best time-only exact gap: {best_gap:.6f}; relative {best_gap / scale:.5f})")
+    return table
+
+
+def unseen_table(
+    results: dict[tuple[str, str, int], dict[str, Any]],
+    references: dict[str, Any],
+    model: LinearQuadraticModel,
+    args: argparse.Namespace,
+) -> list[str]:
+    """The references (exact) and the population-aware runs at the fixed initial means ``--unseen-means``."""
+    table = [
+        "",
+        "| variant | algo | seed | " + " | ".join(f"relative gap at M0 = {m:g}" for m in args.unseen_means) + " |",
+        "|---|---|---|" + "---|" * len(args.unseen_means),
+    ]
+    for name, (policy, _) in references.items():
+        relative = [fixed_mean_gap(model, policy, mean) for mean in args.unseen_means]
+        table.append(f"| {name} | - | - | " + " | ".join(f"{r:.4f}" for r in relative) + " |")
+    for (variant, algo, seed), result in results.items():
+        if variant == "none":
+            continue
+        relative = unseen_gaps(Path(result["run_dir"]), algo, args.unseen_means, args.eval_particles)
+        table.append(f"| {variant} | {algo} | {seed} | " + " | ".join(f"{r:.4f}" for r in relative) + " |")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    env = gym.make(ENV_ID, init_mean_std=args.init_mean_std, common_noise=args.common_noise)
+    model = env.unwrapped.model
+    scale = neutral_gap(model)
+    lines = [f"## {ENV_ID}, init_mean_std = {args.init_mean_std}, common_noise = {args.common_noise}", ""]
+    lines.append(f"neutral policy's exact gap (the relative gap's scale): {scale:.9f}")
+    lines.append(f"exact equilibrium: J* = {-solve_equilibrium(env).expected_return:.9f}, exact gap 0")
+    references = reference_policies(model, args, lines)
+    print("\n".join(lines), flush=True)
+    if args.time_only:
+        return
+
+    # simulated check of the references on the draws of the runs
+    lines += ["", f"Simulated exact gaps ({args.replicates} initial-mean draws, {args.eval_particles} particles):", ""]
+    table, reference_gaps = reference_table(references, env, scale, args)
     print("\n".join(table), flush=True)
     lines += table
 
+    results = scored_runs(args, scale)
+    best_gap = references["best time-only affine policy"][1]
+    table = runs_table(results, reference_gaps["best time-only affine policy"], scale)
+    table += summary_table(results, best_gap, scale, args)
     if args.unseen_means:
-        table = [
-            "",
-            "| variant | algo | seed | " + " | ".join(f"relative gap at M0 = {m:g}" for m in args.unseen_means) + " |",
-            "|---|---|---|" + "---|" * len(args.unseen_means),
-        ]
-        for name, (policy, _) in references.items():  # exact at each fixed mean
-            relative = [fixed_mean_gap(model, policy, mean) for mean in args.unseen_means]
-            table.append(f"| {name} | - | - | " + " | ".join(f"{r:.4f}" for r in relative) + " |")
-        for (variant, algo, seed), result in results.items():
-            if variant == "none":
-                continue
-            relative = unseen_gaps(Path(result["run_dir"]), algo, args.unseen_means, args.eval_particles)
-            table.append(f"| {variant} | {algo} | {seed} | " + " | ".join(f"{r:.4f}" for r in relative) + " |")
-        print("\n".join(table), flush=True)
-        lines += table
+        table += unseen_table(results, references, model, args)
+    print("\n".join(table), flush=True)
+    lines += table
     if args.markdown:
         Path(args.markdown).write_text("\n".join(lines) + "\n")
 

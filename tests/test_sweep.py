@@ -28,6 +28,7 @@ from sb3_meanfield.run import evaluate
 from sb3_meanfield.sweep import Distribution, Sweep, Trial, finished_run, grid_trials
 from sb3_meanfield.sweep.__main__ import main
 from sb3_meanfield.sweep.report import TuneReport
+from sb3_meanfield.sweep.results import trial_rows
 from sb3_meanfield.sweep.runner import param_space
 from sb3_meanfield.sweep.space import value_text
 from sb3_meanfield.sweep.trial import REPORT_CALLBACK
@@ -158,6 +159,44 @@ def test_every_nash_gap_check_and_only_those_is_reported(monkeypatch):
         (step, gap.relative_gap, gap.gap) for step, gap in checks.history
     ]
     assert all(r["final"] is False and r["node_id"] == "this node" for r in reports)
+
+
+class FakeResult:
+    """The attributes of a ``ray.tune.Result`` that :func:`trial_rows` reads."""
+
+    def __init__(self, config: dict | None, metrics: dict | None, path: str) -> None:
+        self.config, self.metrics, self.path = config, metrics, path
+        self.error = None
+        self.metrics_dataframe = None
+
+
+class FakeGrid(list):
+    experiment_path = "unused"
+
+
+def test_an_interrupted_search_tabulates_the_trials_that_ran_and_skips_those_never_started(monkeypatch, tmp_path):
+    """A search stopped before its searcher filled a pending trial's config leaves a result whose config is None:
+    the table holds the trials that ran, the best first, and not the empty one (it used to crash on it)."""
+
+    class FakeAnalysis:
+        def __init__(self, path: str) -> None:
+            self.trials: list = []
+
+    monkeypatch.setattr("ray.tune.ExperimentAnalysis", FakeAnalysis)
+    trial = Trial("MFGLinearQuadratic-v0", "td3", 0)
+    sweep = Sweep(
+        (trial,), search={"tau": Distribution("uniform", 0.001, 0.01)}, num_samples=3, log_folder=str(tmp_path)
+    )
+    ran = [
+        FakeResult({"trial": asdict(trial), "search": {"tau": tau}}, {"relative_gap": gap, "final": True}, f"t{i}")
+        for i, (tau, gap) in enumerate([(0.002, 0.3), (0.007, 0.1)])
+    ]
+    grid = FakeGrid([ran[0], FakeResult(None, None, "pending"), ran[1]])
+    rows = trial_rows(grid, sweep)
+    assert [(row["hyperparams"], row["relative_gap"], row["status"]) for row in rows] == [
+        ("tau:0.007", 0.1, "done"),
+        ("tau:0.002", 0.3, "done"),
+    ]
 
 
 # --------------------------------------------------------------------------- a local sweep
