@@ -233,10 +233,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def kept_best_time_only(model: LinearQuadraticModel, log_folder: str, lines: list[str]) -> tuple[float, np.ndarray]:
+def kept_best_time_only(
+    model: LinearQuadraticModel, fixed: AffinePolicy, log_folder: str, lines: list[str]
+) -> tuple[float, np.ndarray]:
     """The best time-only policy's ``(exact gap, parameters)``: the better of :func:`best_time_only` from the fixed
     law's equilibrium and from the neutral policy, computed once per model and kept in the log folder (the
-    optimization takes minutes); what it did goes to ``lines``."""
+    optimization takes minutes); ``fixed`` is :func:`fixed_law_time_only`'s policy; what it did goes to ``lines``."""
     cache = Path(log_folder) / "best_time_only.json"
     saved = json.loads(cache.read_text()) if cache.is_file() else {}
     key = model_key(model)
@@ -245,7 +247,6 @@ def kept_best_time_only(model: LinearQuadraticModel, log_folder: str, lines: lis
         gap = exact_gap(model, time_only_policy(model, parameters))  # recomputed from the kept parameters
         lines.append(f"best time-only affine policy: exact gap {gap:.9f} (parameters kept in {cache})")
         return gap, parameters
-    fixed = fixed_law_time_only(model)
     fixed_parameters = np.concatenate([fixed.gains[:, 0, 0], fixed.offsets[:, 0]])
     starts = {"the fixed law's equilibrium": fixed_parameters, "the neutral policy": np.zeros_like(fixed_parameters)}
     found = []
@@ -268,10 +269,11 @@ def reference_policies(model: LinearQuadraticModel, args: argparse.Namespace, li
     scale = neutral_gap(model)
     started = time.perf_counter()
     fixed = fixed_law_time_only(model)
-    best_gap, best_parameters = kept_best_time_only(model, args.log_folder, lines)
+    fixed_gap = exact_gap(model, fixed)
+    best_gap, best_parameters = kept_best_time_only(model, fixed, args.log_folder, lines)
     lines.append(
         f"best time-only exact gap {best_gap:.9f} (relative {best_gap / scale:.5f}); the fixed law's equilibrium as a "
-        f"time-only policy {exact_gap(model, fixed):.9f} ({time.perf_counter() - started:.0f} s)"
+        f"time-only policy {fixed_gap:.9f} ({time.perf_counter() - started:.0f} s)"
     )
     gains, offsets = np.split(best_parameters, 2)
     lines.append(
@@ -279,7 +281,7 @@ def reference_policies(model: LinearQuadraticModel, args: argparse.Namespace, li
         f"{np.round(offsets[[0, 10, 25, -1]], 4).tolist()}"
     )
     return {
-        "fixed law's equilibrium as a time-only policy": (fixed, exact_gap(model, fixed)),
+        "fixed law's equilibrium as a time-only policy": (fixed, fixed_gap),
         "best time-only affine policy": (time_only_policy(model, best_parameters), best_gap),
     }
 
