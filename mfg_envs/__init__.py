@@ -15,7 +15,8 @@ from typing import Any, cast
 from gymnasium.envs.registration import register
 
 from mfg_envs.core import ConstantPolicy, MeanFieldModel, Population, PopulationFlow
-from mfg_envs.crowd import CrowdEnv, CrowdLQEnv
+from mfg_envs.crowd import CrowdEnv
+from mfg_envs.crowd_lq import CrowdLQEnv
 from mfg_envs.crowd_multi import CrowdMultiEnv
 from mfg_envs.env import MeanFieldEnv
 from mfg_envs.equilibrium import Equilibrium, GameEquilibrium, solve_equilibrium

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from mfg_envs.core import MeanField, PopulationFlow, PopulationPolicy, check_int, check_real
-from mfg_envs.crowd import CrowdLQModel, CrowdModel, _CrowdDynamics
+from mfg_envs.crowd import CrowdDynamics, CrowdModel
+from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.equilibrium import normal_cdf
 from mfg_envs.game import Game, population_rngs
 
@@ -82,7 +83,7 @@ def _whole(value: float, name: str) -> int:
 class AxisGrid:
     """The nodes of one axis and its expectation operators (identical for both axes)."""
 
-    def __init__(self, model: _CrowdDynamics, resolution: DPResolution, walls: bool) -> None:
+    def __init__(self, model: CrowdDynamics, resolution: DPResolution, walls: bool) -> None:
         dt, (low, high), nodes = model.dt, model.domain, model.n_bins * resolution.nodes_per_cell
         self.dt, self.low, self.high, self.walls = dt, low, high, walls
         # Without walls the plane is unbounded: the grid extends half the domain past each side, so that its
@@ -221,7 +222,7 @@ def node_states(grid: AxisGrid) -> tuple[np.ndarray, ...]:
     return p[:, None, None, None], v[None, :, None, None], p[None, None, :, None], v[None, None, None, :]
 
 
-def stage_rewards(model: _CrowdDynamics, grid: AxisGrid, mean_field: Any) -> StageRewards:
+def stage_rewards(model: CrowdDynamics, grid: AxisGrid, mean_field: Any) -> StageRewards:
     """The split reward of a step of ``model`` against ``mean_field`` (its own, or the joint one of several
     populations): the walled crowd's ``-||s - s_goal|| - l1 |u| - crowd_cost(m)[cell]``, or the crowd-LQ model's
     ``-dt [r/2 |u|^2 + q/2 |p - g|^2 + c_c sum_axes log rho_n(p)]`` (no cell part)."""
@@ -246,7 +247,7 @@ def stage_rewards(model: _CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Sta
     raise ValueError(f"the dynamic-programming best response covers the crowd models, not {type(model).__name__}")
 
 
-def terminal_reward(model: _CrowdDynamics, grid: AxisGrid) -> np.ndarray:
+def terminal_reward(model: CrowdDynamics, grid: AxisGrid) -> np.ndarray:
     """``W_N`` on the nodes: the model's terminal reward (0 for the walled crowd)."""
     x, vx, y, vy = node_states(grid)
     shape = node_shape(grid)
@@ -269,7 +270,7 @@ class DPPolicy:
     solver's own expected return from the initial law (its grid value, averaged over the initial states).
     """
 
-    def __init__(self, model: _CrowdDynamics, grid: AxisGrid, stages: list[Stage], value_estimate: float) -> None:
+    def __init__(self, model: CrowdDynamics, grid: AxisGrid, stages: list[Stage], value_estimate: float) -> None:
         self.model, self.grid, self.stages, self.value_estimate = model, grid, stages, value_estimate
         self._cached: tuple[int, np.ndarray] | None = None
 
@@ -421,7 +422,7 @@ def best_over_actions(grid: AxisGrid, expected: np.ndarray, action_reward: np.nd
 
 
 def dp_best_response(
-    model: _CrowdDynamics,
+    model: CrowdDynamics,
     mean_fields: Sequence[MeanField],
     initial_states: np.ndarray,
     resolution: DPResolution = DEFAULT_RESOLUTION,
@@ -448,7 +449,7 @@ def dp_best_response(
 
 
 def initial_value(
-    model: _CrowdDynamics, grid: AxisGrid, value: np.ndarray, cells: np.ndarray | None, states: np.ndarray
+    model: CrowdDynamics, grid: AxisGrid, value: np.ndarray, cells: np.ndarray | None, states: np.ndarray
 ) -> float:
     """``mean_i V_0(s_i)``: ``W_0`` interpolated (cubic in positions, linear in velocities) at the initial states,
     minus the crowd part of step 0 at their cells."""

@@ -7,7 +7,8 @@ from helpers import rollout_population
 
 from mfg_envs import exactly_solvable, solve_equilibrium
 from mfg_envs.core import ConstantPolicy, Population, PopulationFlow, histogram
-from mfg_envs.crowd import CrowdEnv, CrowdLQEnv, CrowdLQModel, CrowdModel
+from mfg_envs.crowd import CrowdEnv, CrowdModel
+from mfg_envs.crowd_lq import CrowdLQEnv, CrowdLQModel
 from mfg_envs.equilibrium import AffinePolicy
 from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap

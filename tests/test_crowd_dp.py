@@ -8,8 +8,9 @@ import pytest
 
 import mfg_envs
 from mfg_envs import ConstantPolicy, PopulationFlow
-from mfg_envs.crowd import CrowdLQModel, CrowdModel
+from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPBestResponse, DPResolution, dp_best_response
+from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.crowd_multi import CrowdMultiModel
 from mfg_envs.game import Game, frozen_flows_returns, rollout
 from mfg_envs.nash_gap import crn_nash_gap

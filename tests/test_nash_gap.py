@@ -12,8 +12,9 @@ from stable_baselines3.common.utils import LinearSchedule
 
 import mfg_envs  # noqa: F401
 from mfg_envs.core import ConstantPolicy, Population
-from mfg_envs.crowd import CrowdLQModel, CrowdModel
+from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution
+from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
 from mfg_envs.nash_gap import exact_nash_gap, neutral_gaps
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap

@@ -226,7 +226,7 @@ def test_trained_actor_reads_the_population(trained, algo):
 
 
 def crowd_env():
-    from mfg_envs.crowd import CrowdLQEnv
+    from mfg_envs.crowd_lq import CrowdLQEnv
 
     return CrowdLQEnv(n_particles=50, n_steps=10, n_bins=8)
 

@@ -35,7 +35,8 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 import mfg_envs
 from mfg_envs.core import MIN_WIDTH, POPULATION_REPRESENTATIONS, MeanFieldModel, histogram
-from mfg_envs.crowd import CrowdLQModel, CrowdModel
+from mfg_envs.crowd import CrowdModel
+from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.linear_quadratic import LinearQuadraticModel
 from mfg_envs.price import PriceModel
 from mfg_envs.resource import ResourceModel

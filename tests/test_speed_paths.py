@@ -11,7 +11,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from torch import nn
 
 from mfg_envs.core import ConstantPolicy, cell_index
-from mfg_envs.crowd import CrowdLQModel, CrowdModel
+from mfg_envs.crowd import CrowdModel
+from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.game import game_of
 from mfg_envs.nash_gap import ExactBestResponse, crn_nash_gap, exact_nash_gap, neutral_gaps
 from sb3_meanfield import ModelPolicy
