@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sb3_meanfield.flags import UsageError
 from sb3_meanfield.sweep import Sweep, Trial, grid_trials, run_sweep, write_results
+from sb3_meanfield.sweep.trial import configuration_digest
 
 EXACT_ENVS = ("MFGLinearQuadratic-v0", "MFGCrowdLQ-v0", "MFGPrice-v0", "MFGResource-v0")
 TARGETS = {"MFGLinearQuadratic-v0": 0.05}
@@ -37,9 +38,11 @@ MEDIAN_TARGETS = {"MFGLinearQuadratic-v0": 0.02}
 
 
 def sweep_name(script: str, trials: Sequence[Trial], reuse: bool) -> str:
-    """The sweep's folder name: the script's and a digest of its settings (the same command resumes the same sweep,
-    another one starts its own)."""
-    return f"{script}_{hashlib.sha1(repr((tuple(trials), reuse)).encode()).hexdigest()[:10]}"
+    """The sweep's folder name: the script's and a digest of its settings and of what its trials resolve to now
+    (the same command on the same code resumes the same sweep; another command, or the same one after a change of
+    the code or the shipped hyperparameters, starts its own)."""
+    digest = hashlib.sha1(repr((tuple(trials), reuse, configuration_digest(trials))).encode()).hexdigest()[:10]
+    return f"{script}_{digest}"
 
 
 def result_of(row: dict) -> dict:

@@ -91,3 +91,20 @@ def test_best_time_only_policy_is_a_local_minimum_below_the_fixed_law_equilibriu
     for step in np.eye(parameters.size) * 1e-3:
         for sign in (1.0, -1.0):
             assert exact_gap(model, time_only_policy(model, parameters + sign * step)) >= gap - 1e-10
+
+
+def test_the_scripts_sweep_changes_with_the_shipped_configuration(monkeypatch):
+    """The benchmark scripts name their sweep after their settings and what the trials resolve to: the same command
+    resumes its sweep on the same code, and starts another one once a shipped hyperparameter changed (it would
+    otherwise return the earlier code's results)."""
+    from benchmark_equilibrium import sweep_name
+
+    from sb3_meanfield.hyperparams import td3
+    from sb3_meanfield.sweep import Trial
+
+    trials = [Trial("MFGLinearQuadratic-v0", "td3", seed) for seed in (0, 1)]
+    name = sweep_name("benchmark_equilibrium", trials, True)
+    assert sweep_name("benchmark_equilibrium", trials, True) == name
+    assert sweep_name("benchmark_equilibrium", trials, False) != name
+    monkeypatch.setitem(td3.self_play["MFGLinearQuadratic-v0"], "tau", 0.5)
+    assert sweep_name("benchmark_equilibrium", trials, True) != name

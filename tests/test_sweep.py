@@ -199,6 +199,27 @@ def test_an_interrupted_search_tabulates_the_trials_that_ran_and_skips_those_nev
     ]
 
 
+def test_a_sweep_is_not_resumed_once_its_trials_resolve_to_another_configuration(monkeypatch, tmp_path):
+    """Resuming keeps a sweep's finished trials; after a change of what its trials resolve to (here a shipped
+    hyperparameter) their results are not this code's, so the sweep's folder is refused with the reason."""
+    from sb3_meanfield.hyperparams import td3
+    from sb3_meanfield.sweep.runner import SPEC_FILE, tuner_of
+
+    trials = (Trial("MFGLinearQuadratic-v0", "td3", 0),)
+    sweep = Sweep(trials, log_folder=str(tmp_path), name="lq")
+    sweep.path.mkdir(parents=True)
+    (sweep.path / SPEC_FILE).write_text(json.dumps(sweep.spec()))
+    monkeypatch.setattr("ray.tune.Tuner.can_restore", lambda path: True)
+    monkeypatch.setattr("ray.tune.Tuner.restore", lambda *args, **kwargs: "restored")
+    assert tuner_of(sweep, None) == "restored"  # same code: resumed
+    monkeypatch.setitem(td3.self_play["MFGLinearQuadratic-v0"], "tau", 0.5)
+    with pytest.raises(UsageError, match="before its trials' configuration changed"):
+        tuner_of(sweep, None)
+    other = Sweep((Trial("MFGLinearQuadratic-v0", "td3", 1),), log_folder=str(tmp_path), name="lq")
+    with pytest.raises(UsageError, match="holds another sweep"):
+        tuner_of(other, None)
+
+
 # --------------------------------------------------------------------------- a local sweep
 def test_a_two_trial_local_sweep_writes_its_table_runs_and_reports(tmp_path):
     flags = ["-f", "sweep", "--seed", "0", "1", "--num-cpus", "2", *shlex.split(TINY)]

@@ -4,7 +4,9 @@ or resume it, on this machine or a Ray cluster; one row per trial).
 Tune keeps the sweep's state in ``LOGDIR/NAME/`` (``storage_path`` ``LOGDIR``, experiment ``NAME``), beside
 ``sweep.json``, the sweep it runs. Running a sweep whose folder holds the state of the same sweep resumes it
 (``Tuner.restore``): finished trials are kept, unfinished and failed ones run again, and a trial whose run folder
-has a checkpoint continues it (:mod:`sb3_meanfield.sweep.trial`). A folder that holds another sweep is an error.
+has a checkpoint continues it (:mod:`sb3_meanfield.sweep.trial`). A folder that holds another sweep is an error, and
+so is one that holds this sweep as it ran before what its trials resolve to changed (code, shipped hyperparameters,
+package versions): its finished trials' results would not be this code's.
 """
 
 from __future__ import annotations
@@ -83,9 +85,13 @@ class Sweep:
         return Path(self.log_folder).resolve() / self.name
 
     def spec(self) -> dict[str, Any]:
-        """What makes this sweep this sweep (saved in :data:`SPEC_FILE`; its folder aside), as JSON data."""
+        """What makes this sweep this sweep (saved in :data:`SPEC_FILE`; its folder aside), as JSON data, with the
+        digest of what its trials resolve to now (:func:`~sb3_meanfield.sweep.trial.configuration_digest`)."""
+        from sb3_meanfield.sweep.trial import configuration_digest
+
         spec = json.loads(json.dumps(asdict(self)))
-        return {key: value for key, value in spec.items() if key not in ("log_folder", "name")}
+        spec = {key: value for key, value in spec.items() if key not in ("log_folder", "name")}
+        return {**spec, "configuration": configuration_digest(self.trials)}
 
 
 def start_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -173,8 +179,15 @@ def tuner_of(sweep: Sweep, max_concurrent: int | None) -> Any:
 
     spec_file = sweep.path / SPEC_FILE
     if tune.Tuner.can_restore(sweep.path):
-        saved = json.loads(spec_file.read_text()) if spec_file.is_file() else None
-        if saved != sweep.spec():
+        saved, spec = json.loads(spec_file.read_text()) if spec_file.is_file() else None, sweep.spec()
+        if saved is not None and {**saved, "configuration": None} == {**spec, "configuration": None}:
+            if saved.get("configuration") != spec["configuration"]:
+                raise UsageError(
+                    f"{sweep.path} holds this sweep as it ran before its trials' configuration changed (the code, the"
+                    " shipped hyperparameters or the package versions): its results are not those of this code; give"
+                    " it another name or folder (with reuse, the runs that still match are scored, not trained again)"
+                )
+        elif saved != spec:
             raise UsageError(f"{sweep.path} holds another sweep ({SPEC_FILE}); give this one another name or folder")
         return tune.Tuner.restore(
             str(sweep.path), trainable(), resume_unfinished=True, restart_errored=True, param_space=param_space(sweep)

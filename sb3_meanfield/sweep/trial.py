@@ -15,8 +15,10 @@ versions are what the trial's flags resolve to now, and a run is deterministic f
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,9 @@ def without_report(entries: list[Any]) -> list[Any]:
     return [entry for entry in entries if entry != REPORT_CALLBACK]
 
 
-def matching_runs(folder: Path, train_args: list[str], launcher: str = "sb3_meanfield.train") -> list[Path]:
-    """The run folders in ``folder``, newest first, whose saved configuration and package versions are what
-    ``train_args`` (flags of ``python -m <launcher>``, ``sb3_meanfield.train`` or ``.train_multi``) resolve to now
-    (a sweep's reporter callback aside): the runs that training again would repeat."""
+def resolved_config(train_args: list[str], launcher: str = "sb3_meanfield.train") -> dict[str, Any]:
+    """What ``train_args`` (flags of ``python -m <launcher>``, ``sb3_meanfield.train`` or ``.train_multi``) resolve
+    to now, as a run saves it in its ``config.yaml`` (the command's arguments aside), with the package versions."""
     from sb3_meanfield.config import resolve_config
     from sb3_meanfield.run import package_versions, plain
 
@@ -55,6 +56,21 @@ def matching_runs(folder: Path, train_args: list[str], launcher: str = "sb3_mean
     expected.pop("n_envs", None)
     if expected.get("switch_freq", 0) is None:
         expected.pop("switch_freq")
+    return expected
+
+
+def configuration_digest(trials: Sequence[Trial]) -> str:
+    """A digest of what every trial's flags resolve to now (:func:`resolved_config`): it changes with the code, the
+    shipped hyperparameters or the package versions, so that a sweep resumed after such a change is recognised."""
+    resolved = [resolved_config(trial.train_argv("")) for trial in trials]
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def matching_runs(folder: Path, train_args: list[str], launcher: str = "sb3_meanfield.train") -> list[Path]:
+    """The run folders in ``folder``, newest first, whose saved configuration and package versions are what
+    ``train_args`` resolve to now (:func:`resolved_config`; a sweep's reporter callback aside): the runs that training
+    again would repeat."""
+    expected = resolved_config(train_args, launcher)
     matches = []
     for run_dir in sorted(folder.iterdir(), reverse=True) if folder.is_dir() else []:
         if (run_dir / "config.yaml").is_file():
