@@ -22,3 +22,8 @@ PRICE_SEARCH = {
     "noise_final_std": 0.0698473974473511,
 }
 self_play["MFGPrice-v0"].update(PRICE_SEARCH)
+#: MF-TD3 on MFGLinearQuadratic-v0 (what ``make train`` runs): the price search's learning rate, tau and noise with
+#: batches of 256 and half the shared budget; over three seeds it ends below the shared values' final gap in about
+#: half their time (BENCHMARKS.md, sections 1 and 4; docs/tuning.md).
+LQ_FAST = {**PRICE_SEARCH, "batch_size": 256, "n_timesteps": 400_000}
+self_play["MFGLinearQuadratic-v0"].update(LQ_FAST)
