@@ -180,15 +180,15 @@ def tuner_of(sweep: Sweep, max_concurrent: int | None) -> Any:
     spec_file = sweep.path / SPEC_FILE
     if tune.Tuner.can_restore(sweep.path):
         saved, spec = json.loads(spec_file.read_text()) if spec_file.is_file() else None, sweep.spec()
-        if saved is not None and {**saved, "configuration": None} == {**spec, "configuration": None}:
-            if saved.get("configuration") != spec["configuration"]:
-                raise UsageError(
-                    f"{sweep.path} holds this sweep as it ran before its trials' configuration changed (the code, the"
-                    " shipped hyperparameters or the package versions): its results are not those of this code; give"
-                    " it another name or folder (with reuse, the runs that still match are scored, not trained again)"
-                )
-        elif saved != spec:
-            raise UsageError(f"{sweep.path} holds another sweep ({SPEC_FILE}); give this one another name or folder")
+        if saved != spec:
+            changed = saved is not None and {**saved, "configuration": None} == {**spec, "configuration": None}
+            raise UsageError(
+                f"{sweep.path} holds this sweep as it ran before its trials' configuration changed (the code, the"
+                " shipped hyperparameters or the package versions): its results are not those of this code; give it"
+                " another name or folder (with reuse, the runs that still match are scored, not trained again)"
+                if changed
+                else f"{sweep.path} holds another sweep ({SPEC_FILE}); give this one another name or folder"
+            )
         return tune.Tuner.restore(
             str(sweep.path), trainable(), resume_unfinished=True, restart_errored=True, param_space=param_space(sweep)
         )
