@@ -12,9 +12,11 @@ wall rule), so the action moves only the velocity, and with the reward split as
 ``U_{n+1}(p, w) = E W_{n+1}(wall(p + dt (w + eps)), w + eps) - E D_{n+1}(cell(p + dt (w + eps)))``,
 
 ``W_N`` the terminal reward. The axes are independent given ``(p, w)``, so each expectation is two per-axis
-operators. For ``E W``: ``v'`` is binned to the velocity nodes with the exact Gaussian mass of each velocity cell
-(a banded matrix), and ``W`` is interpolated in position, cubically, at ``p + dt v_k``; a particle that crosses a
-wall stops there with velocity 0. ``E D`` is exact: ``p'`` is Gaussian per axis, so each histogram cell's
+operators. For ``E W``: ``W`` is interpolated cubically (Catmull-Rom) in velocity, and its expectation over the
+Gaussian ``v'`` is a banded matrix from the velocity nodes to the shifted velocities ``w`` (each node's weight the
+Gaussian expectation of its basis function); at each velocity node ``v_k``, ``W`` is interpolated cubically in
+position at ``p + dt v_k``, the same fraction of a node for every ``p`` (four shifted slices); a particle that
+crosses a wall stops there with velocity 0. ``E D`` is exact: ``p'`` is Gaussian per axis, so each histogram cell's
 probability is a difference of normal CDFs (the edge cells take the tails, as the histogram does). The maximum
 runs over ``actions_per_axis**2`` accelerations whose velocity shifts ``dt u`` fall on a velocity grid refined by
 an integer factor, so no shift is rounded.
@@ -28,14 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from mfg_envs.core import MeanField, PopulationFlow, PopulationPolicy, check_int, check_real
 from mfg_envs.crowd import CrowdDynamics, CrowdModel
 from mfg_envs.crowd_lq import CrowdLQModel
-from mfg_envs.equilibrium import normal_cdf
 from mfg_envs.game import Game, population_rngs
 
 
@@ -50,9 +51,9 @@ class DPResolution:
         0 is one of them); ``velocity_step / (dt * their spacing)`` must be a whole number.
     """
 
-    nodes_per_cell: int = 3
+    nodes_per_cell: int = 4
     velocity_step: float = 0.2
-    velocity_range: float = 2.0
+    velocity_range: float = 1.8
     actions_per_axis: int = 7
 
     def __post_init__(self) -> None:
@@ -65,8 +66,18 @@ class DPResolution:
 
 #: The fast default and the reference setting (docs/models.md, "MFGCrowd-v0", gives the refinement study).
 DEFAULT_RESOLUTION = DPResolution()
-REFERENCE_RESOLUTION = DPResolution(nodes_per_cell=4, velocity_step=0.2, velocity_range=2.4, actions_per_axis=9)
+REFERENCE_RESOLUTION = DPResolution(nodes_per_cell=5, velocity_step=0.2, velocity_range=2.0, actions_per_axis=13)
 
+
+#: Quadrature points of the Gaussian expectation over the velocity noise (:meth:`AxisGrid._velocity_mass`).
+QUADRATURE_POINTS = 2001
+
+#: Accelerations per axis of the greedy policy's final search, within one spacing of the grid's best (odd: the
+#: grid's best is one of them).
+REFINED_ACTIONS = 5
+
+#: x positions per block of the maximum over accelerations (a block of the node array stays in cache).
+MAXIMUM_ROWS = 2
 
 #: The grid's values and operators: single precision halves the memory traffic of the maximum over actions
 #: (the values are of order 10-100 and the tolerance 1e-2, far above float32's rounding).
@@ -107,46 +118,62 @@ class AxisGrid:
         self.noise_std = model.sigma * math.sqrt(dt)
         self.velocity_mass = self._velocity_mass().astype(GRID_DTYPE)
         self.zero_velocity = half
-        self.stencil, self.stencil_weights = self._position_stencil()
+        self.position_shifts = self._position_shifts()
 
     def _velocity_mass(self) -> np.ndarray:
-        """``(M, K)``: probability that ``w + eps`` falls in velocity node ``k``'s cell (edge cells: the tails)."""
-        v, dv = self.velocities, self.velocities[1] - self.velocities[0]
-        edges = np.concatenate([[-np.inf], v[:-1] + dv / 2, [np.inf]])
+        """``(M, K)``: the weight of velocity node ``k`` in ``E f(w + eps)`` when ``f`` is interpolated cubically
+        between the velocity nodes (read flat beyond them): the Gaussian expectation of each node's Catmull-Rom
+        basis function, by quadrature on ``QUADRATURE_POINTS`` points over ``+-8`` standard deviations."""
         if self.noise_std == 0.0:
-            return _linear_weights(self.shifts, v)
-        cdf = normal_cdf((edges[None, :] - self.shifts[:, None]) / self.noise_std)
-        return np.diff(cdf, axis=1)
+            points, probabilities = self.shifts[:, None], np.ones((1,))
+        else:
+            z = np.linspace(-8.0, 8.0, QUADRATURE_POINTS)
+            density = np.exp(-0.5 * z * z)
+            points, probabilities = self.shifts[:, None] + self.noise_std * z, density / density.sum()
+        nodes, weights = _cubic_stencil(points.ravel(), self.velocities)
+        mass = np.zeros((len(self.shifts), len(self.velocities)))
+        rows = np.repeat(np.arange(len(self.shifts)), points.shape[1])
+        for s in range(4):  # the four nodes of the cubic stencil
+            np.add.at(mass, (rows, nodes[:, s]), weights[:, s] * np.tile(probabilities, len(self.shifts)))
+        return mass
 
-    def _position_stencil(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(P, K, 4)`` flat indices ``j K + k'`` into a ``(P, K)`` slice and their weights: the cubic stencil of
-        the point ``p_i + dt v_k`` (node ``j``, velocity ``k' = k``), or, past a wall, the wall node with velocity 0
-        (weight 1); without walls a point past the grid reads its edge node."""
-        n_positions, n_velocities = len(self.positions), len(self.velocities)
-        target = self.positions[:, None] + self.dt * self.velocities[None, :]
-        nodes, weights = _cubic_stencil(target.ravel(), self.positions)
-        index = (nodes * n_velocities + np.tile(np.arange(n_velocities), n_positions)[:, None]).reshape(
-            n_positions, n_velocities, 4
-        )
-        weights = weights.reshape(n_positions, n_velocities, 4)
-        if self.walls:
-            for past, wall in ((target > self.positions[-1], n_positions - 1), (target < self.positions[0], 0)):
-                index[past] = wall * n_velocities + self.zero_velocity
-                weights[past] = (1.0, 0.0, 0.0, 0.0)
-        return index, weights.astype(GRID_DTYPE)
+    def _position_shifts(self) -> list[tuple[int, np.ndarray, int, int]]:
+        """Per velocity node ``k``, the cubic stencil of ``p_i + dt v_k``, the same for every node ``i`` on a
+        uniform grid: its first node's offset from ``i``, its four weights, and how many nodes at the low and at
+        the high end have the point past a wall (they read the wall node with velocity 0; without walls a point
+        past the grid reads its edge node)."""
+        spacing, n_positions = self.positions[1] - self.positions[0], len(self.positions)
+        shifts = []
+        for velocity in self.velocities:
+            offset = self.dt * velocity / spacing
+            left = math.floor(offset + 1e-9)  # a whole number of nodes computed as 3.9999999 is 4
+            weights = catmull_rom(np.array([offset - left]))[0].astype(GRID_DTYPE)
+            target = self.positions + self.dt * velocity
+            low = int(np.sum(target < self.positions[0])) if self.walls else 0
+            high = int(np.sum(target > self.positions[-1])) if self.walls else 0
+            shifts.append((left - 1, weights, low, min(high, n_positions - low)))
+        return shifts
 
     def expect(self, values: np.ndarray) -> np.ndarray:
         """``E f(wall(p + dt (w + eps)), w + eps)`` on ``(p_i, w_m, ...)`` for ``f`` on ``(p_j, v_k, ...)`` (this
-        axis' positions and velocities first; the shifted velocities take the velocities' place): the cubic stencil
-        is four gathers of contiguous rows, the velocity masses one matrix product per position."""
-        n_positions, n_velocities = len(self.positions), len(self.velocities)
-        flat = values.reshape(n_positions * n_velocities, -1)
-        inside = np.zeros((n_positions, n_velocities, flat.shape[1]), dtype=values.dtype)
-        term = np.empty_like(inside)
-        for s in range(4):  # the four nodes of the cubic stencil
-            np.take(flat, self.stencil[..., s], axis=0, out=term)
-            term *= self.stencil_weights[..., s, None]
-            inside += term
+        axis' positions and velocities first; the shifted velocities take the velocities' place): per velocity
+        node, the cubic interpolation in position is four shifted slices of the edge-padded values; the velocity
+        masses are one matrix product per position."""
+        n_positions = len(self.positions)
+        pad = max(abs(first) + 4 for first, _, _, _ in self.position_shifts)
+        padded = np.pad(values, [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="edge")
+        inside = np.empty_like(values)
+        term = np.empty_like(values[:, 0])
+        for k, (first, weights, low, high) in enumerate(self.position_shifts):  # a loop over velocity nodes
+            along = inside[:, k]
+            for s in range(4):  # the four nodes of the cubic stencil
+                start = pad + first + s
+                np.multiply(padded[start : start + n_positions, k], weights[s], out=term if s else along)
+                if s:
+                    along += term
+            along[:low] = values[0, self.zero_velocity]
+            along[n_positions - high :] = values[-1, self.zero_velocity]
+        inside = inside.reshape(n_positions, len(self.velocities), -1)
         return np.matmul(self.velocity_mass, inside).reshape(n_positions, len(self.shifts), *values.shape[2:])
 
     def cell_probabilities(self, mean: np.ndarray, n_bins: int) -> np.ndarray:
@@ -185,19 +212,6 @@ def fast_normal_cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(z) * erf)
 
 
-def _linear_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """``(len(points), len(nodes))`` linear interpolation weights on a uniform grid (clamped at its ends)."""
-    h = nodes[1] - nodes[0]
-    scaled = np.clip((points - nodes[0]) / h, 0, len(nodes) - 1)
-    left = np.minimum(scaled.astype(int), len(nodes) - 2)
-    frac = scaled - left
-    weights = np.zeros((len(points), len(nodes)))
-    rows = np.arange(len(points))
-    weights[rows, left] = 1.0 - frac
-    weights[rows, left + 1] += frac
-    return weights
-
-
 @dataclass(frozen=True)
 class StageRewards:
     """The reward of one step split for the dynamic program: ``r_n(s, u) = state(s) + action(u) - cells[cell(p)]``.
@@ -232,7 +246,7 @@ def stage_rewards(model: CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Stag
     if isinstance(model, CrowdModel):
         state = -np.sqrt((x - gx) ** 2 + (y - gy) ** 2 + vx**2 + vy**2)
         cells = model.crowd_cost(mean_field).reshape(model.n_bins, model.n_bins)
-        return StageRewards(state.astype(GRID_DTYPE), -model.action_cost * np.sqrt(ux**2 + uy**2), cells)
+        return StageRewards(state.astype(GRID_DTYPE), action_reward(model, ux, uy), cells)
     if isinstance(model, CrowdLQModel):
         spread = mean_field["var"] + model.bandwidth**2
         log_density = sum(
@@ -243,8 +257,16 @@ def stage_rewards(model: CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Stag
             0.5 * model.goal_cost * ((x - gx) ** 2 + (y - gy) ** 2) + model.crowd_aversion * log_density
         )
         state = np.broadcast_to(state.astype(GRID_DTYPE), (len(grid.positions), len(grid.velocities)) * 2)
-        return StageRewards(state, -model.dt * 0.5 * model.control_cost * (ux**2 + uy**2), None)
+        return StageRewards(state, action_reward(model, ux, uy), None)
     raise ValueError(f"the dynamic-programming best response covers the crowd models, not {type(model).__name__}")
+
+
+def action_reward(model: CrowdDynamics, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
+    """``g(u)``, the action part of the reward at the accelerations ``(ux, uy)`` (broadcast): ``-l1 |u|`` for the
+    walled crowd, ``-dt r/2 |u|^2`` for the crowd-LQ model."""
+    if isinstance(model, CrowdLQModel):
+        return -model.dt * 0.5 * model.control_cost * (ux**2 + uy**2)
+    return -cast(CrowdModel, model).action_cost * np.sqrt(ux**2 + uy**2)
 
 
 def terminal_reward(model: CrowdDynamics, grid: AxisGrid) -> np.ndarray:
@@ -263,11 +285,12 @@ class DPPolicy:
     """The dynamic program's greedy best response as a population policy.
 
     At step ``n`` (read from the observation's time) it plays at each particle's state the acceleration that
-    maximizes ``g(u) + U_{n+1}(p, v + dt u)`` over the solver's accelerations, refined between them as the solver
-    does: the smooth part ``E W_{n+1}`` (recomputed from the stored ``W_{n+1}``, once per step) interpolated at
-    the particle, cubically in position and linearly in the shifted velocity, and the crowd part computed exactly
-    at the particle. ``value_estimate``: the
-    solver's own expected return from the initial law (its grid value, averaged over the initial states).
+    maximizes ``g(u) + U_{n+1}(p, v + dt u)``, first over the solver's accelerations, then over ``REFINED_ACTIONS``
+    per axis within one of their spacings of the best (half a spacing apart), refined by a parabola where that is
+    better: the smooth part ``E W_{n+1}`` (recomputed from the stored ``W_{n+1}``, once per step) interpolated at
+    the particle, cubically in position and in the shifted velocity, and the crowd part computed exactly at the
+    particle. ``value_estimate``: the solver's own expected return from the initial law (its grid value, averaged
+    over the initial states).
     """
 
     def __init__(self, model: CrowdDynamics, grid: AxisGrid, stages: list[Stage], value_estimate: float) -> None:
@@ -291,56 +314,112 @@ class DPPolicy:
         return np.clip(physical / self.model.action_bound, -1.0, 1.0)
 
     def greedy(self, n: int, states: np.ndarray) -> np.ndarray:
-        """The greedy accelerations ``(len(states), 2)`` at step ``n``."""
-        grid, stage = self.grid, self.stages[n]
-        n_actions = len(grid.accelerations)
+        """The greedy accelerations ``(len(states), 2)`` at step ``n``: the best of the solver's accelerations, then
+        the best of ``REFINED_ACTIONS**2`` accelerations within one spacing of it per axis (a finer search than the
+        grid's, cheap at the particles), refined per axis by :func:`parabola` (exact for a quadratic ``Q``) where
+        that point is better."""
+        grid, n_actions = self.grid, len(self.grid.accelerations)
+        table = self.smooth_table(n, states)
+        coarse = np.broadcast_to(np.arange(n_actions, dtype=float), (len(states), n_actions))
+        q = self.q_values(n, states, table, coarse, coarse)
+        best = np.divmod(q.reshape(len(states), -1).argmax(axis=1), n_actions)
+        offsets = np.linspace(-1.0, 1.0, REFINED_ACTIONS)
+        fine = [np.clip(index[:, None] + offsets, 0, n_actions - 1) for index in best]
+        q = self.q_values(n, states, table, *fine)
+        rows, columns = np.divmod(q.reshape(len(states), -1).argmax(axis=1), REFINED_ACTIONS)
+        particles, last = np.arange(len(states)), REFINED_ACTIONS - 1
+        searched = np.stack([fine[0][particles, rows], fine[1][particles, columns]], axis=1)
+        refined = searched.copy()
+        for axis, (index, best_row, other, along) in enumerate(
+            ((fine[0], rows, columns, q), (fine[1], columns, rows, q.transpose(0, 2, 1)))
+        ):
+            inner = np.clip(best_row, 1, last - 1)
+            below, above = along[particles, inner - 1, other], along[particles, inner + 1, other]
+            offset, _ = parabola(below, q[particles, rows, columns], above, best_row == inner)
+            refined[:, axis] += offset * (index[particles, inner + 1] - index[particles, inner])
+        # the parabola's point only where it is really better (it overshoots at kinks of Q)
+        gain = self.q_values(n, states, table, refined[:, :1], refined[:, 1:])[:, 0, 0] - q[particles, rows, columns]
+        chosen = np.where((gain > 0.0)[:, None], refined, searched)
+        spacing = grid.accelerations[1] - grid.accelerations[0]
+        return grid.accelerations[0] + spacing * chosen
+
+    def smooth_table(self, n: int, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``E W_{n+1}`` at each particle's position (cubic stencils) on the ``(A + 3)^2`` shifted velocities from
+        the second below ``v + dt u_0`` on, and the fractions ``(t_x, t_y)`` of a shift step by which ``v + dt u_0``
+        lies above the first below it: one flat gather ``(N, 4, A + 3, 4, A + 3)`` contracted by batched
+        products."""
+        grid, n_actions = self.grid, len(self.grid.accelerations)
+        width = n_actions + 3
         block = []
         for position, velocity in ((states[:, 0], states[:, 2]), (states[:, 1], states[:, 3])):
             nodes, weights = _cubic_stencil(position, grid.positions)
             step = grid.shifts[1] - grid.shifts[0]
             scaled = np.clip((velocity - grid.velocities[0]) / step, 0, len(grid.shifts) - n_actions - 1)
             first = scaled.astype(int)
-            block.append((nodes, weights, first[:, None] + np.arange(n_actions + 1), scaled - first))
+            window = np.clip(first[:, None] - 1 + np.arange(width), 0, len(grid.shifts) - 1)
+            block.append((nodes, weights, window, scaled - first))
         (ix, cx, wx, tx), (iy, cy, wy, ty) = block
         expected = self.expected(n)
         _, n_shifts, n_positions, _ = expected.shape
-        # one flat gather (N, 4, A + 1, 4, A + 1), then the position stencils and the velocity interpolation
-        # contracted by batched products
         along_x = ((ix[:, :, None] * n_shifts + wx[:, None, :]) * (n_positions * n_shifts)).astype(np.intp)
         along_y = (iy[:, :, None] * n_shifts + wy[:, None, :]).astype(np.intp)
         flat = along_x[:, :, :, None, None] + along_y[:, None, None, :, :]
         values = expected.ravel().take(flat).reshape(len(states), 4, -1)
-        values = np.matmul(cx[:, None, :], values).reshape(len(states), n_actions + 1, 4, n_actions + 1)
-        values = np.matmul(cy[:, None, None, :], values).reshape(len(states), n_actions + 1, n_actions + 1)
-        values = (1 - tx)[:, None, None] * values[:, :-1] + tx[:, None, None] * values[:, 1:]
-        values = (1 - ty)[:, None, None] * values[:, :, :-1] + ty[:, None, None] * values[:, :, 1:]
-        q = values + stage.rewards.action
-        if stage.next_cells is not None:  # the crowd part exactly at the particle, not interpolated across cells
-            shifted = grid.dt * (states[:, 2:, None] + grid.dt * grid.accelerations)  # (N, 2, A): dt w
-            cells = [
-                grid.cell_probabilities(states[:, axis, None] + shifted[:, axis], self.model.n_bins) for axis in (0, 1)
-            ]
-            q -= np.matmul(np.matmul(cells[0], stage.next_cells), cells[1].transpose(0, 2, 1))
-        flat = q.reshape(len(states), -1).argmax(axis=1)
-        rows, columns = np.divmod(flat, n_actions)
+        values = np.matmul(cx[:, None, :], values).reshape(len(states), width, 4, width)
+        return np.matmul(cy[:, None, None, :], values).reshape(len(states), width, width), tx, ty
+
+    def q_values(
+        self,
+        n: int,
+        states: np.ndarray,
+        table: tuple[np.ndarray, np.ndarray, np.ndarray],
+        along_x: np.ndarray,
+        along_y: np.ndarray,
+    ) -> np.ndarray:
+        """``g(u) + U_{n+1}(p, v + dt u)`` ``(N, C_x, C_y)`` at the accelerations ``u_0 + spacing * index`` of the
+        fractional indices ``along_x (N, C_x)``, ``along_y (N, C_y)``: ``E W`` cubic (Catmull-Rom) in the shifted
+        velocity between the table's nodes (:meth:`smooth_table`: smooth, so that the parabola of :meth:`greedy`
+        reads a smooth function), the crowd part exactly at the particle (not interpolated across cells)."""
+        grid, stage = self.grid, self.stages[n]
+        values, tx, ty = table
+        for axis, (index, fraction) in enumerate(((along_x, tx), (along_y, ty))):
+            values = _cubic_along(values, axis + 1, index + fraction[:, None])
         spacing = grid.accelerations[1] - grid.accelerations[0]
-        particles = np.arange(len(states))
-        accelerations = []
-        for chosen, other, along in ((rows, columns, q), (columns, rows, q.transpose(0, 2, 1))):
-            inner = np.clip(chosen, 1, n_actions - 2)
-            below, above = along[particles, inner - 1, other], along[particles, inner + 1, other]
-            offset, _ = parabola(below, q[particles, rows, columns], above, chosen == inner)
-            accelerations.append(grid.accelerations[chosen] + spacing * offset)
-        return np.stack(accelerations, axis=1)
+        ux, uy = (grid.accelerations[0] + spacing * index for index in (along_x, along_y))
+        q = values + action_reward(self.model, ux[:, :, None], uy[:, None, :])
+        if stage.next_cells is not None:
+            cells = [
+                grid.cell_probabilities(states[:, axis, None] + grid.dt * (states[:, 2 + axis, None] + grid.dt * u),
+                                        self.model.n_bins)
+                for axis, u in ((0, ux), (1, uy))
+            ]  # fmt: skip
+            q -= np.matmul(np.matmul(cells[0], stage.next_cells), cells[1].transpose(0, 2, 1))
+        return q
 
 
-def _cubic_stencil(points: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 4 node indices ``(len(points), 4)`` and their Catmull-Rom weights at each point (clamped at the ends)."""
-    h, last = nodes[1] - nodes[0], len(nodes) - 1
-    scaled = np.clip((points - nodes[0]) / h, 0, last)
-    left = np.minimum(scaled.astype(int), last - 1)
-    t = (scaled - left)[:, None]
-    weights = np.concatenate(
+def _cubic_along(values: np.ndarray, axis: int, at: np.ndarray) -> np.ndarray:
+    """``values (N, ., .)`` interpolated cubically (Catmull-Rom) along ``axis`` (1 or 2) at the fractional node
+    positions ``at (N, C)``, counted from the second node: ``(N, C, .)`` or ``(N, ., C)``. Where the positions are
+    ``0, 1, ..., C - 1`` plus one fraction per row (the grid's accelerations), the stencils are slices."""
+    below = np.minimum(at.astype(int), values.shape[axis] - 4)
+    weights = catmull_rom((at - below).ravel()).reshape(*at.shape, 4)
+    consecutive = bool(np.all(below == np.arange(at.shape[1])))
+    terms = []
+    for s in range(4):  # the four nodes of the cubic stencil, the first at the node `below`
+        if consecutive:
+            window: list[slice] = [slice(None)] * 3
+            window[axis] = slice(s, s + at.shape[1])
+            nodes = values[tuple(window)]
+        else:
+            nodes = np.take_along_axis(values, np.expand_dims(below + s, 3 - axis), axis)
+        terms.append(np.expand_dims(weights[..., s], 3 - axis) * nodes)
+    return sum(terms[1:], terms[0])
+
+
+def catmull_rom(t: np.ndarray) -> np.ndarray:
+    """``(len(t), 4)``: the Catmull-Rom weights of nodes ``-1, 0, 1, 2`` at fractions ``t`` in ``[0, 1]``."""
+    t = t[:, None]
+    return np.concatenate(
         [
             (-(t**3) + 2 * t**2 - t) / 2,
             (3 * t**3 - 5 * t**2 + 2) / 2,
@@ -349,7 +428,14 @@ def _cubic_stencil(points: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, n
         ],
         axis=1,
     )
-    return np.clip(left[:, None] + np.arange(-1, 3), 0, last), weights
+
+
+def _cubic_stencil(points: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 4 node indices ``(len(points), 4)`` and their Catmull-Rom weights at each point (clamped at the ends)."""
+    h, last = nodes[1] - nodes[0], len(nodes) - 1
+    scaled = np.clip((points - nodes[0]) / h, 0, last)
+    left = np.minimum(scaled.astype(int), last - 1)
+    return np.clip(left[:, None] + np.arange(-1, 3), 0, last), catmull_rom(scaled - left)
 
 
 def parabola(
@@ -397,20 +483,30 @@ def best_over_actions(grid: AxisGrid, expected: np.ndarray, action_reward: np.nd
     action_reward = action_reward.astype(expected.dtype)
     best = np.full(node_shape(grid), -np.inf, dtype=expected.dtype)
     chosen = np.zeros(best.shape, dtype=np.int16)
-    candidate, better = np.empty_like(best), np.empty(best.shape, dtype=bool)
     span = r * (n_v - 1) + 1
-    for (a, b), reward in np.ndenumerate(action_reward):  # a loop over the accelerations, each on the whole grid
-        np.add(expected[:, a : a + span : r, :, b : b + span : r], reward, out=candidate)
-        np.greater(candidate, best, out=better)
-        np.copyto(best, candidate, where=better)
-        np.copyto(chosen, a * n_actions + b, where=better)
-    rows, columns = np.divmod(chosen, n_actions)
+    # a few x positions at a time, so that the loops over the accelerations run in cache; the maximum first,
+    # then the first acceleration that attains it (cheaper than tracking it)
+    for block_rows in np.array_split(np.arange(best.shape[0]), max(1, best.shape[0] // MAXIMUM_ROWS)):
+        first, last = block_rows[0], block_rows[-1] + 1
+        block, best_rows, chosen_rows = expected[first:last], best[first:last], chosen[first:last]
+        candidate, attained = np.empty_like(best_rows), np.empty(best_rows.shape, dtype=bool)
+        for (a, b), reward in np.ndenumerate(action_reward):  # a loop over the accelerations
+            np.add(block[:, a : a + span : r, :, b : b + span : r], reward, out=candidate)
+            np.maximum(candidate, best_rows, out=best_rows)
+        for a, b in reversed(list(np.ndindex(action_reward.shape))):
+            np.add(block[:, a : a + span : r, :, b : b + span : r], action_reward[a, b], out=candidate)
+            np.equal(candidate, best_rows, out=attained)
+            np.copyto(chosen_rows, a * n_actions + b, where=attained)
+    rows, columns = np.divmod(chosen.astype(np.intp), n_actions)
+    n_positions, n_shifts = expected.shape[:2]
     px, vx, py, vy = (
         np.arange(size).reshape([-1 if d == axis else 1 for d in range(4)]) for axis, size in enumerate(best.shape)
     )
+    origin = ((px * n_shifts + vx * r) * n_positions + py) * n_shifts + vy * r  # flat index of (a, b) = (0, 0)
+    flat_expected, flat_reward = expected.ravel(), action_reward.ravel()
 
     def q_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return expected[px, vx * r + a, py, vy * r + b] + action_reward[a, b]
+        return flat_expected.take(origin + a * (n_positions * n_shifts) + b) + flat_reward.take(a * n_actions + b)
 
     gain = np.zeros_like(best)
     for chosen_axis, other, axis in ((rows, columns, 0), (columns, rows, 1)):

@@ -68,7 +68,7 @@ LOGGER = logging.getLogger(__name__)
 #: The environment variable naming the cache folder (default ``~/.cache/mfg_envs``).
 CACHE_VARIABLE = "MFG_ENVS_CACHE"
 #: Part of every cache key: raise it when the solver's results change, so that older entries are not read.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
