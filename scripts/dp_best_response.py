@@ -8,7 +8,8 @@ Rows, all with common random numbers (the flow's particles and noise, seed 0):
 - MFGCrowdLQ-v0 (exact best response known), the equilibrium flow and the neutral policy's flow: the dp best
   response's simulated return beside the exact best response's, and the solver's own value;
 - MFGCrowd-v0, the flows of the neutral policy and of the goal-seeking feedback ``a = clip((g - p) - 1.5 v) / 2``:
-  the policy's return, the solver's value, the dp best response's return, the gap, and the times.
+  the policy's return, the solver's value, the dp best response's return, the gap, and the times (CPU seconds of
+  the process, one thread: what a solve costs on one core, whatever else loads the machine).
 
 ``--resolutions`` names ``mfg_envs.crowd_dp`` settings: ``default``, ``reference``, or
 ``nodes_per_cell,velocity_step,velocity_range,actions_per_axis``; ``--flows`` picks the rows (all by default; the
@@ -49,11 +50,11 @@ def measure(env_id: str, flow_name: str, flow_policy, n: int, setting: DPResolut
     game = game_of(gym.make(env_id))
     model = game.model.populations[0]
     flows, own = rollout(game.clone(n), flow_policy, 0)
-    started = time.perf_counter()
+    started = time.process_time()
     dp = dp_best_response(model, flows[0].mean_fields, model.initial_states(n, np.random.default_rng(0)), setting)
-    solved = time.perf_counter()
+    solved = time.process_time()
     best = frozen_flows_returns(game, flows, 0, dp, n, 0)
-    evaluated = time.perf_counter()
+    evaluated = time.process_time()
     se = best.std(ddof=1) / np.sqrt(n)
     cells = [env_id, flow_name, _name(setting), f"{own[0].mean():.3f}", f"{dp.value_estimate:.3f}"]
     cells += [f"{best.mean():.3f} +- {se:.2g}", f"{(best - own[0]).mean():.3f}"]
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--flows", nargs="+", choices=FLOWS, default=list(FLOWS))
     args = parser.parse_args()
     print("| env id | flow | resolution | policy return | dp value | dp best response return | gap | exact best "
-          "response return | solve (s) | evaluation (s) |")  # fmt: skip
+          "response return | solve (CPU s) | evaluation (CPU s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     lq = gym.make("MFGCrowdLQ-v0")
     crowd_model = game_of(gym.make("MFGCrowd-v0")).model.populations[0]
