@@ -77,7 +77,7 @@ QUADRATURE_POINTS = 2001
 REFINED_ACTIONS = 5
 
 #: x positions per block of the maximum over accelerations (a block of the node array stays in cache).
-MAXIMUM_ROWS = 2
+MAXIMUM_ROWS = 4
 
 #: The grid's values and operators: single precision halves the memory traffic of the maximum over actions
 #: (the values are of order 10-100 and the tolerance 1e-2, far above float32's rounding).
