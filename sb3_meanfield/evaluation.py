@@ -289,7 +289,7 @@ def nash_gap(
 TRAINING_RESOLUTION = DPResolution(nodes_per_cell=1, velocity_step=0.2, velocity_range=2.0, actions_per_axis=5)
 #: :class:`NashGapCallback`'s defaults by method (where not listed, :func:`nash_gap`'s: 10,000 particles, 4
 #: replicates): a dp gap solves one grid per population and replicate whatever the particles, so a check during
-#: training takes 1,000 particles, 2 replicates and :data:`TRAINING_RESOLUTION` (2 s of CPU per check on
+#: training takes 1,000 particles, 2 replicates and :data:`TRAINING_RESOLUTION` (3 s of CPU per check on
 #: ``MFGCrowd-v0``, docs/sb3_meanfield.md).
 CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
     "dp": {"n_particles": 1000, "n_replicates": 2, "dp_resolution": TRAINING_RESOLUTION},
