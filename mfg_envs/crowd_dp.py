@@ -399,20 +399,14 @@ class DPPolicy:
 
 def _cubic_along(values: np.ndarray, axis: int, at: np.ndarray) -> np.ndarray:
     """``values (N, ., .)`` interpolated cubically (Catmull-Rom) along ``axis`` (1 or 2) at the fractional node
-    positions ``at (N, C)``, counted from the second node: ``(N, C, .)`` or ``(N, ., C)``. Where the positions are
-    ``0, 1, ..., C - 1`` plus one fraction per row (the grid's accelerations), the stencils are slices."""
+    positions ``at (N, C)``, counted from the second node: ``(N, C, .)`` or ``(N, ., C)``."""
     below = np.minimum(at.astype(int), values.shape[axis] - 4)
     weights = catmull_rom((at - below).ravel()).reshape(*at.shape, 4)
-    consecutive = bool(np.all(below == np.arange(at.shape[1])))
-    terms = []
-    for s in range(4):  # the four nodes of the cubic stencil, the first at the node `below`
-        if consecutive:
-            window: list[slice] = [slice(None)] * 3
-            window[axis] = slice(s, s + at.shape[1])
-            nodes = values[tuple(window)]
-        else:
-            nodes = np.take_along_axis(values, np.expand_dims(below + s, 3 - axis), axis)
-        terms.append(np.expand_dims(weights[..., s], 3 - axis) * nodes)
+    terms = [  # the four nodes of the cubic stencil, the first at the node `below`
+        np.expand_dims(weights[..., s], 3 - axis)
+        * np.take_along_axis(values, np.expand_dims(below + s, 3 - axis), axis)
+        for s in range(4)
+    ]
     return sum(terms[1:], terms[0])
 
 
