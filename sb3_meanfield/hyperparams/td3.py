@@ -1,6 +1,13 @@
 """TD3 hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`."""
 
-from sb3_meanfield.hyperparams import DECAYING_NOISE, ZOO_COMMON, self_play_table, table, with_action_barrier
+from sb3_meanfield.hyperparams import (
+    DECAYING_NOISE,
+    ZOO_COMMON,
+    self_play_table,
+    table,
+    with_action_barrier,
+    with_moments,
+)
 
 COMMON = {
     **ZOO_COMMON,
@@ -9,7 +16,7 @@ COMMON = {
     "noise_std": 0.1,
 }
 
-hyperparams = with_action_barrier(table(COMMON))
+hyperparams = with_moments(with_action_barrier(table(COMMON)))
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-TD3 on MFGPrice-v0: the best configuration of a 12-trial Nash-gap search (Optuna TPE, ASHA), which beat the
 #: shared values on three seeds (median relative gap 0.0089 against 0.0595; BENCHMARKS.md, section 6, has the
