@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 
 import mfg_envs
+from mfg_envs.game import frozen_flows_returns, game_of, rollout
 from sb3_meanfield import MFSAC, MFTD3
+from sb3_meanfield.evaluation import TRAINING_RESOLUTION
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.sweep import finished_run
 from sb3_meanfield.train import parse_args, train
@@ -21,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main
 from action_saturation import played_actions
 from compare_algorithms import responder_template
+from crowd_gap_by_step import gap_by_step
+from crowd_gap_by_step import main as gap_by_step_main
 from population_aware import best_time_only, exact_gap, fixed_law_time_only, time_only_policy
 
 th.set_num_threads(1)
@@ -76,6 +81,47 @@ def test_action_saturation_plays_one_episode_of_every_population(tmp_path, capsy
     assert float(row[3]) == pytest.approx((np.abs(actions) > 0.98).mean(), abs=5e-4)
     with pytest.raises(SystemExit):
         saturation_main([str(tmp_path)])  # not a finished run folder
+
+
+def goal_seeking(obs):
+    """``a = clip((g - p) - 1.5 v) / 2`` toward the walled crowd's default goal ``(1, 0)``."""
+    states = obs["state"]
+    return np.clip((np.array([1.0, 0.0]) - states[:, :2]) - 1.5 * states[:, 2:], -2.0, 2.0) / 2.0
+
+
+def test_crowd_gap_by_step_adds_up_to_the_returns_of_the_frozen_flow():
+    """Per-step rewards of ``scripts/crowd_gap_by_step.py`` sum to the returns that the library's own common-random-
+    number evaluation (:func:`mfg_envs.game.frozen_flows_returns`) gives the policy and the dp best response; the best
+    response does better; without crowd aversion no group pays a crowd cost."""
+    n, seed = 300, 4
+    game = game_of(gym.make("MFGCrowd-v0", n_steps=8))
+    own, best = gap_by_step(game, goal_seeking, n, seed, TRAINING_RESOLUTION)
+    flows, _ = rollout(game.clone(n), goal_seeking, seed)
+    assert own.rewards.sum() == pytest.approx(frozen_flows_returns(game, flows, 0, goal_seeking, n, seed + 1).mean())
+    assert best.rewards.sum() > own.rewards.sum()
+    assert own.positions.shape == best.spreads.shape == (8, 2) and (own.crowd_costs > 0).all()
+    calm, _ = gap_by_step(
+        game_of(gym.make("MFGCrowd-v0", n_steps=8, crowd_aversion=0.0)), goal_seeking, n, seed, TRAINING_RESOLUTION
+    )
+    assert (calm.crowd_costs == 0).all()
+    with pytest.raises(ValueError, match="MFGCrowd-v0"):
+        gap_by_step(game_of(gym.make("MFGCrowdLQ-v0")), goal_seeking, n, seed)
+
+
+def test_crowd_gap_by_step_prints_a_run_folder(tmp_path, capsys):
+    flags = ["--algo", "td3", "--env", "MFGCrowd-v0", "-f", str(tmp_path), "--no-progress", "-n", "80", "--no-figures"]
+    flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50", "--no-eval-gap"]
+    flags += ["--hyperparams", "learning_starts:16", "batch_size:16", "env_kwargs:dict(n_steps=6)", "callback:[]"]
+    run_dir = train(parse_args(flags))
+    capsys.readouterr()  # the training's own lines
+    gap_by_step_main([str(run_dir), "--n-particles", "100", "--every", "4"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:-1]] == ["0", "4", "5"]
+    accumulated = float(lines[-2].split("|")[5])
+    policy, best = (float(part.split()[-1]) for part in lines[-1].split(","))
+    assert accumulated == pytest.approx(best - policy, abs=0.01)
+    with pytest.raises(SystemExit):
+        gap_by_step_main([str(tmp_path)])  # not a finished run folder
 
 
 def test_best_time_only_policy_is_a_local_minimum_below_the_fixed_law_equilibrium():
