@@ -217,12 +217,14 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
 
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
     """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 actors go to
-    the action bound on every initial state; the shipped barrier schedule keeps them all off it."""
+    the action bound on every initial state; the shipped barrier schedule keeps them all off it. With the histogram
+    as the observation, where the failure was found (the shipped actors observe the moments since 2026-12-05)."""
     cohort = Game(tiny_game(env_id=CROWD_MULTI).model, 500)
     cohort.reset(population_rngs(0, 2))
     saturation = {}
     for barrier in (0.0, None):
         config = resolve_config(parse_args(["--algo", "td3", "--env", CROWD_MULTI, "-f", str(tmp_path)]))
+        config["env_kwargs"]["population_representation"] = "histogram"
         if barrier is not None:  # plain TD3: no barrier and no schedule
             config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
             config["callback"] = []
