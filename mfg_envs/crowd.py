@@ -197,10 +197,13 @@ class CrowdModel(CrowdDynamics):
 
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
         """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
-        crowding = self.crowd_cost(mean_field)[cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
         distance = np.sqrt(squared_norms(states - self._goal_state))
         effort = np.sqrt(squared_norms(actions))
-        return -distance - self.action_cost * effort - crowding
+        return -distance - self.action_cost * effort - self.crowding(states, mean_field)
+
+    def crowding(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
+        """The crowd term ``l2 m(p)`` each state pays: :meth:`crowd_cost` read at the cell holding its position."""
+        return self.crowd_cost(mean_field)[cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]
 
     def crowd_cost(self, mean_field: Any) -> np.ndarray:
         """The crowd term ``l2 m`` per grid cell (``n_bins**2``, C order) that the reward reads at ``p``'s cell."""

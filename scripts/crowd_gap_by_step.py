@@ -25,7 +25,7 @@ import numpy as np
 import torch as th  # imported after the thread setting above
 import yaml
 
-from mfg_envs.core import PopulationFlow, PopulationPolicy, cell_index
+from mfg_envs.core import PopulationFlow, PopulationPolicy
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution, dp_best_response
 from mfg_envs.game import Game, ghost_game, population_rngs, rollout
@@ -53,11 +53,11 @@ def play_against(game: Game, flow: PopulationFlow, policy: PopulationPolicy, n_a
     ghost.reset(rngs)
     rewards, positions, spreads, crowd_costs = [], [], [], []
     for step in range(model.n_steps):  # a loop over time steps
-        places = ghost.members[0].states[:, :2].copy()
+        states = ghost.members[0].states.copy()
+        places = states[:, :2]
         actions = policy(ghost.observation(0))
         rewards.append(ghost.step([actions], [model.noise(n_agents, rngs[0])])[0].mean())
-        cells = cell_index(places, model.histogram_bounds, model.n_bins)
-        crowd_costs.append(model.crowd_cost(flow.mean_fields[step])[cells].mean())
+        crowd_costs.append(model.crowding(states, flow.mean_fields[step]).mean())
         positions.append(places.mean(axis=0))
         spreads.append(places.std(axis=0))
     return GroupSteps(*(np.array(values) for values in (rewards, positions, spreads, crowd_costs)))
