@@ -17,6 +17,7 @@ from stable_baselines3.sac import policies as sac_policies
 from stable_baselines3.td3 import policies as td3_policies
 from torch import nn
 
+from mfg_envs.game import game_of
 from mfg_envs.linear_quadratic import LinearQuadraticEnv
 from sb3_meanfield.common.encoders import MeanFieldExtractor
 from sb3_meanfield.common.noise import (
@@ -369,6 +370,47 @@ def test_state_indices_hide_the_other_state_entries(coupling):
     th.testing.assert_close(other_cash, features)
     assert (other_inventory - features).abs().max() > 1e-4
     assert extractor.features_dim == {"concat": 8 + 8, "affine": (8 + 8) * (2 + 1)}[coupling]  # two state entries
+
+
+@pytest.mark.parametrize(
+    ("representation", "kwargs", "message"),
+    [
+        ("histogram", {"population_offsets": [0, 1]}, "moments observation .* histogram of 400"),
+        ("moments", {"population_offsets": [0, 4]}, "population_offsets"),
+        ("moments", {"population_offsets": [1, 1]}, "population_offsets"),
+        ("moments", {"population_offsets": [-1]}, "population_offsets\\[0\\]"),
+        ("moments", {"population_offsets": [0, 1], "state_coupling": "affine"}, "state_coupling"),
+    ],
+)
+def test_bad_population_offsets(representation, kwargs, message):
+    space = gym.make("MFGCrowd-v0", population_representation=representation).observation_space
+    with pytest.raises(ValueError, match=message):
+        MeanFieldExtractor(space, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ["MFGCrowd-v0", "MFGCrowdMulti-v0"])
+def test_population_offsets_standardize_the_positions_against_each_population(env_id):
+    """Over the whole population the offsets from its own moments have mean 0 and std 1 per axis (the moments are
+    those of the same particles); with two populations each block is measured against its own crowd."""
+    env = gym.make(env_id, n_particles=500, population_representation="moments")
+    env.reset(seed=3)
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    game = game_of(env)
+    n_populations = len(game.members)
+    extractor = MeanFieldExtractor(env.observation_space, state_arch=[], population_arch=[4], population_offsets=[0, 1])
+    for k in range(n_populations):
+        obs = {key: th.as_tensor(np.array(value)) for key, value in game.observation(k).items()}
+        with th.no_grad():
+            offsets = extractor(obs)[:, 5 : 5 + 2 * n_populations].reshape(-1, n_populations, 2)
+        own = offsets[:, k].double()
+        th.testing.assert_close(own.mean(0), th.zeros(2, dtype=th.float64), atol=1e-5, rtol=0)
+        th.testing.assert_close(own.std(0, unbiased=False), th.ones(2, dtype=th.float64), atol=1e-4, rtol=0)
+        positions = obs["state"][:, :2].double()
+        for j in range(n_populations):  # every block is (p - mean_j) / std_j of population j's particles
+            others = th.as_tensor(game.members[j].states[:, :2])
+            expected = (positions - others.mean(0)) / others.std(0, unbiased=False)
+            th.testing.assert_close(offsets[:, j].double(), expected, atol=1e-3, rtol=1e-4)
 
 
 def test_extractor_needs_the_mean_field_observation():

@@ -93,6 +93,21 @@ def test_shared_context_on_a_crowd_with_a_cnn_encoder():
     np.testing.assert_allclose(ModelPolicy(model)(obs), ModelPolicy(model)(materialized), atol=1e-6)
 
 
+@pytest.mark.parametrize("env_id", ["MFGCrowd-v0", "MFGCrowdMulti-v0"])
+def test_shared_context_with_population_offsets(env_id):
+    env = gym.make(env_id, n_particles=100, population_representation="moments")
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    obs = game_of(env).observation(0)
+    policy_kwargs = {"net_arch": {"pi": [8], "qf": [8]}, "features_extractor_kwargs": {"population_offsets": [0, 1]}}
+    model = MFTD3("MeanFieldPolicy", env, policy_kwargs=policy_kwargs, seed=0)
+    materialized = {key: np.array(value) for key, value in obs.items()}
+    shared = ModelPolicy(model)(obs)
+    np.testing.assert_allclose(shared, ModelPolicy(model)(materialized), atol=1e-6)
+    assert np.ptp(shared) > 1e-3
+
+
 # --------------------------------------------------------------------------- cheaper evaluation
 def test_neutral_gap_is_computed_once_per_game_and_a_changed_parameter_is_a_new_entry():
     env = gym.make(LQ, n_steps=10)

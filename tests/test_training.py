@@ -385,9 +385,11 @@ def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_i
     """The shipped crowd configs of TD3/DDPG carry the actor's log barrier; without it the actor's first updates
     drive every initial action to the bound (the failure of the crowd benchmark runs), with it none is there.
     The crowd-LQ equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``). The walled crowd's actors observe the
-    population's moments since 2026-12-05; the failure was found, and is checked here, with the histogram."""
+    population's moments and their offsets from it since 2026-12-05; the failure was found, and is checked here, with
+    the histogram."""
     config = resolve_config(parse_args(["--algo", algo, "--env", env_id, "-f", str(tmp_path)]))
     config["env_kwargs"]["population_representation"] = "histogram"
+    config["algo_kwargs"]["policy_kwargs"].pop("features_extractor_kwargs", None)  # offsets need moments
     if barrier is not None:  # plain TD3/DDPG: no barrier and no schedule
         config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
         config["callback"] = [entry for entry in config["callback"] if "ActionBarrierSchedule" not in str(entry)]

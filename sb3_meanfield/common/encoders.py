@@ -11,7 +11,13 @@ with ``[s, 1]``, ``phi = vec(c(t, m) [s, 1]^T)``: a linear head on these feature
 agent's own state with coefficients that depend on time and population,
 ``mu(s, t, m) = tanh(W(t, m) s + b(t, m))``, the form of the equilibria of linear-quadratic games.
 
-``f_s`` is an MLP. ``f_m`` is one of
+``f_s`` is an MLP. With ``population_offsets`` (the moments observation, concat coupling) its input also holds the
+agent's position relative to each population, ``z^k = (p - mean^k) / std^k`` per axis: how far the agent stands from
+the middle of each crowd, in units of the crowd's spread. The moments carry the same information, but a network
+only reads it as a product of its inputs; the crowd cost (the density at the agent's position, a function of ``z``)
+and a feedback that spreads a crowd (pushing each agent away from the middle) are simple functions of ``z``.
+
+``f_m`` is one of
 
 - ``"mlp"`` (default): an MLP on the flat vector;
 - ``"cnn"``: the ``n x n`` crowd grid (``k = n^2`` bins, C order) as a one-channel image, strided
@@ -174,6 +180,10 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         no reward or transition depends on (the price model's cash, whose increments are the rewards) removes
         a spurious input: the networks then cannot depend on it. Best responses, and so the Nash gap, still
         range over all policies.
+    :param population_offsets: the entries of ``state`` that are the agent's position ``p`` (``d_p`` of them), to
+        add ``z^k = (p - mean^k) / max(std^k, 1e-3)`` to ``f_s``'s input for every population ``k`` whose moments
+        the ``population`` entry lists (per population, ``d_p`` means then ``d_p`` stds: the ``moments``
+        representation). Needs the concat coupling (with the affine one ``z`` is already affine in the state).
     """
 
     def __init__(
@@ -189,8 +199,16 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         population_scale: float | None = None,
         state_coupling: str = "concat",
         state_indices: Sequence[int] | None = None,
+        population_offsets: Sequence[int] | None = None,
     ) -> None:
         state_dim, n_cells = self._check_space(observation_space)
+        box = observation_space["population"]
+        assert isinstance(box, spaces.Box)  # checked by _check_space
+        is_histogram = bool((box.low >= 0.0).all() and (box.high <= 1.0).all())
+        self.position_indices = self._check_offsets(
+            population_offsets, state_dim, n_cells, state_coupling, is_histogram
+        )
+        n_offsets = 0 if self.position_indices is None else n_cells // 2
         indices = list(range(state_dim))
         if state_indices is not None:
             indices = [check_int(f"state_indices[{i}]", index, 0) for i, index in enumerate(state_indices)]
@@ -221,15 +239,12 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         if self.affine:
             features_dim = (output_dim(1, state_arch) + population_dim) * (state_dim + 1)
         else:
-            features_dim = output_dim(state_dim + 1, state_arch) + population_dim
+            features_dim = output_dim(state_dim + 1 + n_offsets, state_arch) + population_dim
         super().__init__(observation_space, features_dim)
         if population_scale is None:
-            box = observation_space["population"]
-            assert isinstance(box, spaces.Box)  # checked by _check_space
-            is_histogram = bool((box.low >= 0.0).all() and (box.high <= 1.0).all())
             population_scale = float(n_cells) if is_histogram else 1.0
         self.population_scale = check_real("population_scale", population_scale, 0.0, low_open=True)
-        self.state_encoder = mlp(1 if self.affine else state_dim + 1, state_arch, activation_fn)
+        self.state_encoder = mlp(1 if self.affine else state_dim + 1 + n_offsets, state_arch, activation_fn)
         #: ``None`` with ``population_encoder="none"``: the population entry is never read.
         self.population_encoder: nn.Module | None = population_net
         self.state_indices = None if state_indices is None else indices
@@ -253,6 +268,40 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
             f"'time' (1,), got {observation_space}"
         )
 
+    @staticmethod
+    def _check_offsets(
+        population_offsets: Sequence[int] | None, state_dim: int, n_cells: int, state_coupling: str, is_histogram: bool
+    ) -> list[int] | None:
+        """The position entries of ``population_offsets``, else ``ValueError`` naming the parameter."""
+        if population_offsets is None:
+            return None
+        indices = [check_int(f"population_offsets[{i}]", index, 0) for i, index in enumerate(population_offsets)]
+        if not indices or len(set(indices)) != len(indices) or max(indices) >= state_dim:
+            raise ValueError(
+                f"population_offsets must hold at least one distinct integer in [0, {state_dim - 1}], "
+                f"got {population_offsets!r}"
+            )
+        if is_histogram or n_cells % (2 * len(indices)):
+            raise ValueError(
+                f"population_offsets needs the moments observation ({2 * len(indices)} numbers per population), "
+                f"got a {'histogram' if is_histogram else 'population entry'} of {n_cells}"
+            )
+        if state_coupling != "concat":
+            raise ValueError(f"population_offsets needs state_coupling='concat', got {state_coupling!r}")
+        return indices
+
+    def state_input(self, state: th.Tensor, time: th.Tensor, population: th.Tensor) -> th.Tensor:
+        """``f_s``'s input ``[s, t, z^1, ..., z^K]`` (``z`` only with ``population_offsets``); ``population`` is the
+        raw entry, one row per state or one row shared by all."""
+        parts = [self.own_state(state), time.expand(state.shape[0], 1)]
+        if self.position_indices is not None:
+            n_dims = len(self.position_indices)
+            moments = population.reshape(population.shape[0], -1, 2, n_dims)  # (batch, K, mean/std, d_p)
+            positions = state[:, self.position_indices].unsqueeze(1)
+            offsets = (positions - moments[:, :, 0]) / moments[:, :, 1].clamp_min(1e-3)
+            parts.append(offsets.flatten(1))
+        return th.cat(parts, dim=1)
+
     def own_state(self, state: th.Tensor) -> th.Tensor:
         """The entries of ``state`` the extractor reads (``state_indices``)."""
         return state if self.state_indices is None else state[:, self.state_indices]
@@ -264,10 +313,12 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         return self.population_encoder(population * self.population_scale)
 
     def forward(self, observations: TensorDict) -> th.Tensor:
-        state, time = self.own_state(observations["state"]), observations["time"]
+        state, time = observations["state"], observations["time"]
         population = self.encode_population(observations["population"])
         if not self.affine:
-            return th.cat([self.state_encoder(th.cat([state, time], dim=1)), population], dim=1)
+            own = self.state_encoder(self.state_input(state, time, observations["population"]))
+            return th.cat([own, population], dim=1)
+        state = self.own_state(state)
         context = th.cat([self.state_encoder(time), population], dim=1)
         state_one = th.cat([state, th.ones_like(time)], dim=1)
         return (context.unsqueeze(2) * state_one.unsqueeze(1)).flatten(1)
@@ -280,15 +331,15 @@ class MeanFieldExtractor(BaseFeaturesExtractor):
         own input. Concat coupling: ``W phi + b = W_s f_s(s, t) + (W_m f_m(k m) + b)``; affine coupling:
         ``W vec(c [s, 1]^T) + b = K [s, 1] + b`` with ``K_hj = sum_c W_h,(c, j) c_c``, an affine map of ``s``.
         """
-        state = self.own_state(state)
         encoded = self.encode_population(population)
         bias = th.zeros_like(linear.weight[:, 0]) if linear.bias is None else linear.bias
         if self.affine:
+            state = self.own_state(state)
             context = th.cat([self.state_encoder(time), encoded], dim=1)[0]
             weight = linear.weight.view(linear.out_features, context.shape[0], state.shape[1] + 1)
             coefficients = th.matmul(context, weight)  # (h, d_s + 1): sum over the context index c
             return th.addmm(coefficients[:, -1] + bias, state, coefficients[:, :-1].T)
-        own = self.state_encoder(th.cat([state, time.expand(state.shape[0], 1)], dim=1))
+        own = self.state_encoder(self.state_input(state, time, population))
         width = own.shape[1]
         return th.addmm(linear.weight[:, width:] @ encoded[0] + bias, own, linear.weight[:, :width].T)
 

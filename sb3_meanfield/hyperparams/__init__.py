@@ -60,14 +60,25 @@ ZOO_COMMON: dict[str, Any] = {
     "train_freq": 1,
     "gradient_steps": 1,
 }
+#: The walled crowds' networks: the population by its moments (``population_representation="moments"``: per axis the
+#: mean and standard deviation of the positions, per population), the agent's position relative to each crowd
+#: (``population_offsets``, :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`) beside its own state, and
+#: critics of 128-128; docs/tuning.md has the runs that chose each.
+CROWD_POLICY_KWARGS: dict[str, Any] = {
+    **CONCAT_POLICY_KWARGS,
+    "net_arch": {"pi": [32], "qf": [128, 128]},
+    "features_extractor_kwargs": {"population_offsets": [0, 1]},
+    "critic_extractor_kwargs": {"state_arch": [128], "population_arch": [64]},
+}
+CROWD: dict[str, Any] = {"policy_kwargs": CROWD_POLICY_KWARGS, "env_kwargs": {"population_representation": "moments"}}
 #: The price model's networks read inventory and signal, not cash.
 PRICE_POLICY_KWARGS: dict[str, Any] = {**POLICY_KWARGS, "features_extractor_kwargs": {"state_indices": [0, 2]}}
 #: Per-id overrides shared by every algorithm.
 PER_ENV: dict[str, dict[str, Any]] = {
     "MFGPrice-v0": {"policy_kwargs": PRICE_POLICY_KWARGS},
     "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
-    "MFGCrowd-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
-    "MFGCrowdMulti-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
+    "MFGCrowd-v0": CROWD,
+    "MFGCrowdMulti-v0": CROWD,
 }
 #: The log barrier on the deterministic actors' objective (``MeanFieldTD3Policy(action_barrier=...)``), decayed
 #: linearly over the run (:class:`~sb3_meanfield.common.callbacks.ActionBarrierSchedule`), and the ids that use it.
@@ -82,22 +93,6 @@ def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[st
     for env_id in ACTION_BARRIER_ENV_IDS:
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_barrier": ACTION_BARRIER}
         entries[env_id]["callback"] = [*entries[env_id]["callback"], schedule]
-    return entries
-
-
-#: The walled crowds' deterministic actors (TD3, DDPG) observe the population by its moments (per-axis means and
-#: variances of the positions) rather than its histogram: on MFGCrowd-v0 their relative dp gaps over three seeds went
-#: from 0.49-1.74 (TD3) and 0.25-0.55 (DDPG) to 0.17-0.24, in less time; MF-SAC's rose (docs/tuning.md).
-MOMENTS_ENV_IDS = ("MFGCrowd-v0", "MFGCrowdMulti-v0")
-
-
-def with_moments(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) with the moments representation of the population on the moments ids."""
-    for env_id in MOMENTS_ENV_IDS:
-        entries[env_id]["env_kwargs"] = {
-            **entries[env_id].get("env_kwargs", {}),
-            "population_representation": "moments",
-        }
     return entries
 
 

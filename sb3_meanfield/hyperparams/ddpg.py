@@ -3,8 +3,8 @@
 DDPG takes TD3's values: the same policy class (one critic) and the same budget (docs/tuning.md).
 """
 
-from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table, with_action_barrier, with_moments
+from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table, with_action_barrier
 from sb3_meanfield.hyperparams.td3 import COMMON
 
-hyperparams = with_moments(with_action_barrier(table(COMMON)))
+hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)

@@ -6,7 +6,6 @@ from sb3_meanfield.hyperparams import (
     self_play_table,
     table,
     with_action_barrier,
-    with_moments,
 )
 
 COMMON = {
@@ -16,7 +15,7 @@ COMMON = {
     "noise_std": 0.1,
 }
 
-hyperparams = with_moments(with_action_barrier(table(COMMON)))
+hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-TD3 on MFGPrice-v0: the best configuration of a 12-trial Nash-gap search (Optuna TPE, ASHA), which beat the
 #: shared values on three seeds (median relative gap 0.0089 against 0.0595; BENCHMARKS.md, section 6, has the
