@@ -24,6 +24,7 @@ from sb3_meanfield import MFDDPG, MFSAC, MFTD3, ModelPolicy, NashGapCallback, na
 from sb3_meanfield.common.callbacks import ActionBarrierSchedule
 from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs, step_populations
 from sb3_meanfield.config import build_trainer, resolve_config
+from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.train import main as train_main
 from sb3_meanfield.train import parse_args
 from sb3_meanfield.train_multi import main
@@ -218,14 +219,15 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
     """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 actors go to
     the action bound on every initial state; the shipped barrier schedule keeps them all off it. With the histogram
-    as the observation, where the failure was found (the shipped actors observe the moments since 2026-12-05)."""
+    and the networks of then (no offsets, critics of 64-64), where the failure was found (the shipped networks observe
+    the moments and the offsets from each crowd since 2026-12-05)."""
     cohort = Game(tiny_game(env_id=CROWD_MULTI).model, 500)
     cohort.reset(population_rngs(0, 2))
     saturation = {}
     for barrier in (0.0, None):
         config = resolve_config(parse_args(["--algo", "td3", "--env", CROWD_MULTI, "-f", str(tmp_path)]))
         config["env_kwargs"]["population_representation"] = "histogram"
-        config["algo_kwargs"]["policy_kwargs"].pop("features_extractor_kwargs", None)  # offsets need moments
+        config["algo_kwargs"]["policy_kwargs"] = {**CONCAT_POLICY_KWARGS, "action_barrier": ACTION_BARRIER}
         if barrier is not None:  # plain TD3: no barrier and no schedule
             config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
             config["callback"] = []

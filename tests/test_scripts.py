@@ -14,7 +14,7 @@ import mfg_envs
 from mfg_envs.game import frozen_flows_returns, game_of, rollout
 from sb3_meanfield import MFSAC, MFTD3
 from sb3_meanfield.evaluation import TRAINING_RESOLUTION
-from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
+from sb3_meanfield.hyperparams import ACTION_BARRIER, CROWD_POLICY_KWARGS
 from sb3_meanfield.sweep import finished_run
 from sb3_meanfield.train import parse_args, train
 from sb3_meanfield.train import train as train_multi
@@ -61,7 +61,7 @@ def test_rl_responder_is_the_shipped_model_of_the_chosen_algorithm(env_id):
     """The RL lower bounds of every algorithm's runs are found by one responder: its algorithm and shipped policy."""
     sac = responder_template(env_id, "sac")
     assert type(sac) is MFSAC and sac.num_timesteps == 0
-    assert sac.policy_kwargs["net_arch"] == CONCAT_POLICY_KWARGS["net_arch"]
+    assert sac.policy_kwargs["net_arch"] == CROWD_POLICY_KWARGS["net_arch"]
     td3 = responder_template(env_id, "td3")
     assert type(td3) is MFTD3 and td3.policy_kwargs["action_barrier"] == ACTION_BARRIER
 
@@ -111,7 +111,8 @@ def test_crowd_gap_by_step_adds_up_to_the_returns_of_the_frozen_flow():
 def test_crowd_gap_by_step_prints_a_run_folder(tmp_path, capsys):
     flags = ["--algo", "td3", "--env", "MFGCrowd-v0", "-f", str(tmp_path), "--no-progress", "-n", "80", "--no-figures"]
     flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50", "--no-eval-gap"]
-    flags += ["--hyperparams", "learning_starts:16", "batch_size:16", "env_kwargs:dict(n_steps=6)", "callback:[]"]
+    flags += ["--hyperparams", "learning_starts:16", "batch_size:16", "callback:[]"]
+    flags += ["env_kwargs:dict(n_steps=6, population_representation='moments')"]  # the config's observation
     run_dir = train(parse_args(flags))
     capsys.readouterr()  # the training's own lines
     gap_by_step_main([str(run_dir), "--n-particles", "100", "--every", "4"])

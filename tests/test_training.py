@@ -30,7 +30,7 @@ from sb3_meanfield.common.callbacks import (
 from sb3_meanfield.common.vec_env import PopulationVecEnv
 from sb3_meanfield.config import build, resolve_config
 from sb3_meanfield.ddpg import MFDDPG
-from sb3_meanfield.hyperparams import ACTION_BARRIER
+from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
 from sb3_meanfield.train import parse_args, train
@@ -385,11 +385,12 @@ def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_i
     """The shipped crowd configs of TD3/DDPG carry the actor's log barrier; without it the actor's first updates
     drive every initial action to the bound (the failure of the crowd benchmark runs), with it none is there.
     The crowd-LQ equilibrium's initial actions lie near 0.5 (``|a| <= 0.58``). The walled crowd's actors observe the
-    population's moments and their offsets from it since 2026-12-05; the failure was found, and is checked here, with
-    the histogram."""
+    population's moments, its offsets from the crowd and bigger critics since 2026-12-05; the failure was found, and is
+    checked here, with the histogram and the networks of then."""
     config = resolve_config(parse_args(["--algo", algo, "--env", env_id, "-f", str(tmp_path)]))
     config["env_kwargs"]["population_representation"] = "histogram"
-    config["algo_kwargs"]["policy_kwargs"].pop("features_extractor_kwargs", None)  # offsets need moments
+    if env_id == "MFGCrowd-v0":  # its networks then: no offsets from the crowd, critics of 64-64
+        config["algo_kwargs"]["policy_kwargs"] = {**CONCAT_POLICY_KWARGS, "action_barrier": ACTION_BARRIER}
     if barrier is not None:  # plain TD3/DDPG: no barrier and no schedule
         config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
         config["callback"] = [entry for entry in config["callback"] if "ActionBarrierSchedule" not in str(entry)]
