@@ -351,15 +351,22 @@ def rollout(
     game: Game,
     policies: Policies,
     seed: int | None,
+    discounts: Sequence[float] | None = None,
 ) -> tuple[tuple[PopulationFlow, ...], list[np.ndarray]]:
     """One episode of all of ``game``'s particles, population ``k`` following its policy (generators from
-    :func:`population_rngs`); return each population's flow ``mu_0..mu_N`` and its particles' returns."""
+    :func:`population_rngs`); return each population's flow ``mu_0..mu_N`` and its particles' returns
+    ``sum_n gamma_k^n r_n`` (``discounts``: one ``gamma_k`` in ``[0, 1]`` per population; default 1, the game's
+    undiscounted return)."""
     chosen = game.policies_in_order(policies)
+    gammas = np.ones(len(game.members)) if discounts is None else np.asarray(discounts, dtype=np.float64)
+    if gammas.shape != (len(game.members),) or not np.all((gammas >= 0) & (gammas <= 1)):
+        raise ValueError(f"discounts must be one value in [0, 1] per population ({len(game.members)}), got {discounts}")
     rngs = population_rngs(seed, len(game.members))
     game.reset(rngs)
     features = [[member.features.copy()] for member in game.members]
     mean_fields: list[list[MeanField]] = [[] for _ in game.members]
     returns = [np.zeros(member.states.shape[0]) for member in game.members]
+    weights = np.ones(len(game.members))  # gamma_k^n at step n
     while not game.done:  # a loop over time steps
         actions, noises = [], []
         for k, (member, policy, rng) in enumerate(zip(game.members, chosen, rngs)):
@@ -367,9 +374,10 @@ def rollout(
             actions.append(check_actions(policy(game.observation(k)), (n, member.model.action_dim), "policy output"))
             noises.append(member.model.noise(n, rng))
         for k, rewards in enumerate(game.step(actions, noises)):
-            returns[k] += rewards
+            returns[k] += weights[k] * rewards
             mean_fields[k].append(game.last_own_mean_fields[k])
             features[k].append(game.members[k].features.copy())
+        weights *= gammas
     for k, terminal in enumerate(game.terminal_own_mean_fields):
         mean_fields[k].append(terminal)
     flows = tuple(PopulationFlow(np.stack(f), tuple(m)) for f, m in zip(features, mean_fields))

@@ -81,14 +81,25 @@ def critic_value(model: BaseAlgorithm, observations: dict[str, np.ndarray]) -> f
     return float(q_values.mean())
 
 
+def critic_discount(model: BaseAlgorithm) -> float:
+    """The ``gamma`` the model's critic discounts by (SB3's off-policy actor-critics; BaseAlgorithm declares none)."""
+    return float(cast("TD3 | SAC", model).gamma)
+
+
+def monte_carlo_mean(returns: np.ndarray) -> tuple[float, float]:
+    """The mean of the particles' ``returns`` and its standard error ``std / sqrt(n)``."""
+    return float(returns.mean()), float(returns.std(ddof=1) / np.sqrt(returns.size))
+
+
 def overestimation(critic: float, returns: np.ndarray) -> dict[str, float]:
     """``critic_value``, the Monte Carlo ``realized_return`` (and its standard error) and ``q_overestimation``, their
-    difference (positive: the critic is optimistic)."""
-    realized = float(returns.mean())
+    difference (positive: the critic is optimistic). ``returns`` are discounted as the critic's (the model's
+    ``gamma``)."""
+    realized, error = monte_carlo_mean(returns)
     return {
         "critic_value": critic,
         "realized_return": realized,
-        "realized_return_se": float(returns.std(ddof=1) / np.sqrt(returns.size)),
+        "realized_return_se": error,
         "q_overestimation": critic - realized,
     }
 
@@ -97,11 +108,10 @@ def critic_overestimation(model: BaseAlgorithm, env: Any, n_particles: int = 10_
     """How far the first critic's value of the initial states lies above the return the policy actually gets.
 
     ``n_particles`` particles all play the deterministic policy ``mu`` from one seeded episode;
-    ``critic_value = mean_i Q_1(s_0^i, mu(s_0^i, m_0), m_0)``, ``realized_return = mean_i R^i`` (the same
-    particles, Monte Carlo, with its standard error ``realized_return_se``) and
-    ``q_overestimation = critic_value - realized_return`` (:func:`overestimation`). With ``gamma = 1`` both
-    estimate the same undiscounted value; SAC's soft critic also counts its entropy bonus, so its figure
-    includes ``alpha`` times the remaining entropy.
+    ``critic_value = mean_i Q_1(s_0^i, mu(s_0^i, m_0), m_0)``, ``realized_return = mean_i sum_n gamma^n r_n^i``
+    (the same particles, Monte Carlo, discounted by the model's ``gamma`` as the critic's value is, with its standard
+    error ``realized_return_se``) and ``q_overestimation = critic_value - realized_return`` (:func:`overestimation`).
+    SAC's soft critic also counts its entropy bonus, so its figure includes ``alpha`` times the remaining entropy.
     """
     game = game_of(env).clone(n_particles)
     own = None
@@ -114,7 +124,8 @@ def critic_overestimation(model: BaseAlgorithm, env: Any, n_particles: int = 10_
     game.reset(population_rngs(seed, len(game.names)))
     critic = critic_value(model, game.observation(population))
     policies = {game.names[population]: ModelPolicy(model)}
-    returns = rollout(game, policies, seed)[1][population]  # same seed: same initial particles
+    discounts = [critic_discount(model) if k == population else 1.0 for k in range(len(game.names))]
+    returns = rollout(game, policies, seed, discounts)[1][population]  # same seed: same initial particles
     return overestimation(critic, returns)
 
 

@@ -42,7 +42,15 @@ from sb3_meanfield.common.checkpoint import (
     load_checkpoint,
 )
 from sb3_meanfield.config import DEFAULT_CHECKPOINT_FREQ, RESUME_FLAGS, UsageError, build, build_trainer
-from sb3_meanfield.evaluation import ModelPolicy, critic_value, gap_method, nash_gap, overestimation
+from sb3_meanfield.evaluation import (
+    ModelPolicy,
+    critic_discount,
+    critic_value,
+    gap_method,
+    monte_carlo_mean,
+    nash_gap,
+    overestimation,
+)
 from sb3_meanfield.plotting import load_metrics, write_run_figures
 
 
@@ -208,8 +216,10 @@ def evaluate(
     cohort = game.clone(n_particles)
     cohort.reset(population_rngs(seed, len(cohort.names)))
     critics = [critic_value(model, cohort.observation(k)) for k, model in enumerate(models)]
-    _, returns = rollout(cohort, [ModelPolicy(model) for model in models], seed)  # same seed: same initial states
-    critic = {name: overestimation(q, r) for name, q, r in zip(game.names, critics, returns)}
+    policies = [ModelPolicy(model) for model in models]
+    discounts = [critic_discount(model) for model in models]
+    _, discounted = rollout(cohort, policies, seed, discounts)  # same seed: same initial states
+    critic = {name: overestimation(q, r) for name, q, r in zip(game.names, critics, discounted)}
     method = gap_method(game) if gap else None
     result = None
     if method is not None:
@@ -219,15 +229,17 @@ def evaluate(
         (only,) = critic.values()
         if result is not None:
             return {"method": method, **result.as_dict(), **only}
-        return {"mean_return": only["realized_return"], "standard_error": only["realized_return_se"], **only}
-    if result is not None:
+    elif result is not None:
         gaps = {name: {key: float(value) for key, value in asdict(item).items()} for name, item in result.gaps.items()}
         maxima = {"max_gap": result.gap, "max_relative_gap": result.relative_gap}
         return {"method": method, "gaps": gaps, **maxima, "critic": critic}
+    # the game's return is undiscounted: a critic with gamma < 1 needs a second, undiscounted episode
+    returns = discounted if all(gamma == 1 for gamma in discounts) else rollout(cohort, policies, seed)[1]
     mean_returns = {
-        name: {"mean_return": value["realized_return"], "standard_error": value["realized_return_se"]}
-        for name, value in critic.items()
+        name: dict(zip(("mean_return", "standard_error"), monte_carlo_mean(r))) for name, r in zip(game.names, returns)
     }
+    if len(game.names) == 1:
+        return {**mean_returns[game.names[0]], **critic[game.names[0]]}
     return {"mean_returns": mean_returns, "critic": critic}
 
 

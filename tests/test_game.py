@@ -71,6 +71,30 @@ def test_policies_by_name_order_or_callable():
         game.policies_in_order({"green": neutral})
 
 
+def test_rollout_discounts_each_population_step_by_step():
+    """``rollout(..., discounts)`` returns ``sum_n gamma_k^n r_n``: checked against the rewards of the same episode
+    played step by step (same generators), per population."""
+    game = game_of(gym.make("MFGLinearQuadraticMulti-v0", n_particles=20))
+    neutral = ConstantPolicy(np.full(1, 0.3))
+    rngs = population_rngs(5, 2)
+    stepped = game.clone()
+    stepped.reset(rngs)
+    rewards = []
+    while not stepped.done:
+        actions = [np.full((20, 1), 0.3)] * 2
+        rewards.append(stepped.step(actions, [m.model.noise(20, rng) for m, rng in zip(stepped.members, rngs)]))
+    weights = np.array([[0.5**n, 1.0] for n in range(len(rewards))])  # red by 0.5, blue undiscounted
+    _, returns = rollout(game.clone(), [neutral, neutral], 5, discounts=[0.5, 1.0])
+    for k in range(2):
+        expected = sum(w[k] * r[k] for w, r in zip(weights, rewards))
+        np.testing.assert_allclose(returns[k], expected, rtol=1e-12)
+    _, first = rollout(game.clone(), [neutral, neutral], 5, discounts=[0.0, 0.0])
+    np.testing.assert_allclose(first[0], rewards[0][0], rtol=1e-12)
+    for bad in ([1.0], [1.0, 1.5], [-0.1, 1.0]):
+        with pytest.raises(ValueError, match="discounts must be one value in \\[0, 1\\] per population"):
+            rollout(game.clone(), [neutral, neutral], 5, discounts=bad)
+
+
 def test_nash_gap_of_sb3_is_the_exact_gap_for_callables():
     env = gym.make(LQ)
     policy = solve_equilibrium(env).policy

@@ -16,6 +16,7 @@ from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution
 from mfg_envs.crowd_lq import CrowdLQModel
 from mfg_envs.equilibrium import AffinePolicy, solve_equilibrium
+from mfg_envs.game import Game, rollout
 from mfg_envs.nash_gap import exact_nash_gap, neutral_gaps
 from sb3_meanfield import MFTD3, ModelPolicy, NashGapCallback, StopTrainingOnNashGap, nash_gap
 from sb3_meanfield.common.noise import DecayingGaussianActionNoise, VectorizedDecayingGaussianActionNoise
@@ -133,7 +134,7 @@ def test_callback_rejects_bad_arguments(kwargs):
 
 def test_critic_overestimation_compares_the_critic_with_the_realized_return(env):
     """A critic forced to output a constant ``c`` overestimates by exactly ``c - R`` (``R``: the mean return)."""
-    model = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS, seed=0)
+    model = MFTD3("MeanFieldPolicy", env, policy_kwargs=POLICY_KWARGS, gamma=1.0, seed=0)
     critic_heads = model.critic.q_networks
     with th.no_grad():
         for parameter in critic_heads.parameters():
@@ -145,6 +146,10 @@ def test_critic_overestimation_compares_the_critic_with_the_realized_return(env)
     assert result["realized_return"] == pytest.approx(returns.mean())
     assert result["q_overestimation"] == pytest.approx(3.5 - returns.mean())
     assert result["realized_return_se"] == pytest.approx(returns.std(ddof=1) / np.sqrt(500))
+    model.gamma = 0.5  # a discounting critic is compared with the return discounted as it discounts
+    discounted = critic_overestimation(model, env, n_particles=500, seed=7)["realized_return"]
+    _, expected = rollout(Game.of(Population(env.unwrapped.model, 500)), ModelPolicy(model), 7, discounts=[0.5])
+    assert discounted == pytest.approx(expected[0].mean()) and discounted != pytest.approx(returns.mean())
 
 
 # --------------------------------------------------------------------------- the method of each game, dp checks

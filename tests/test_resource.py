@@ -254,6 +254,23 @@ def test_allocations_respect_each_agent_capacity():
         np.testing.assert_allclose(allocation, (np.clip(actions[:, 0], -1, 1) + 1) / 2 * capacity, atol=1e-15)
 
 
+def test_allocations_do_not_move_the_states():
+    """What MF-DDPG/TD3/SAC's ``gamma = 0`` on this id rests on (``sb3_meanfield.hyperparams.RESOURCE``): from the
+    same particles and noise, any allocations lead to the same next states, so the future does not depend on the
+    action and every discount has the same best responses."""
+    model = ResourceModel()
+    next_states = []
+    for actions in (np.full((500, 1), -1.0), np.full((500, 1), 1.0), np.linspace(-1, 1, 500)[:, None]):
+        game = Game.of(Population(model, 500))
+        rng = np.random.default_rng(4)
+        game.reset([rng])
+        for _ in range(3):
+            game.step([actions], [model.noise(500, rng)])
+        next_states.append(game.members[0].states.copy())
+    for states in next_states[1:]:
+        np.testing.assert_array_equal(states, next_states[0])
+
+
 # --------------------------------------------------------------------------- random initial demand
 def test_a_fixed_demand_level_draws_exactly_the_stationary_law():
     """``init_mean_std = 0``: no draw for ``M_0``; demand from the stationary law, then capacities, bit for bit."""

@@ -73,10 +73,14 @@ CROWD_POLICY_KWARGS: dict[str, Any] = {
 CROWD: dict[str, Any] = {"policy_kwargs": CROWD_POLICY_KWARGS, "env_kwargs": {"population_representation": "moments"}}
 #: The price model's networks read inventory and signal, not cash.
 PRICE_POLICY_KWARGS: dict[str, Any] = {**POLICY_KWARGS, "features_extractor_kwargs": {"state_indices": [0, 2]}}
+#: The resource model's allocations do not move its states (demand and capacity are exogenous), so every discount
+#: has the same best responses and equilibrium: with ``gamma = 0`` the critic learns the reward ``r(s, a, m)`` alone,
+#: without the variance of the future return, which had set the final gap (docs/tuning.md).
+RESOURCE: dict[str, Any] = {"policy_kwargs": CONCAT_POLICY_KWARGS, "gamma": 0.0}
 #: Per-id overrides shared by every algorithm.
 PER_ENV: dict[str, dict[str, Any]] = {
     "MFGPrice-v0": {"policy_kwargs": PRICE_POLICY_KWARGS},
-    "MFGResource-v0": {"policy_kwargs": CONCAT_POLICY_KWARGS},
+    "MFGResource-v0": RESOURCE,
     "MFGCrowd-v0": CROWD,
     "MFGCrowdMulti-v0": CROWD,
 }
