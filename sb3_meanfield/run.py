@@ -225,21 +225,20 @@ def evaluate(
     if method is not None:
         replicates = n_replicates or final_replicates(game, method)
         result = nash_gap(list(models), game, method, n_particles, seed, n_replicates=replicates)
-    if len(game.names) == 1:
-        (only,) = critic.values()
-        if result is not None:
-            return {"method": method, **result.as_dict(), **only}
-    elif result is not None:
+    single = game.names[0] if len(game.names) == 1 else None
+    if result is not None:
+        if single is not None:
+            return {"method": method, **result.as_dict(), **critic[single]}
         gaps = {name: {key: float(value) for key, value in asdict(item).items()} for name, item in result.gaps.items()}
         maxima = {"max_gap": result.gap, "max_relative_gap": result.relative_gap}
         return {"method": method, "gaps": gaps, **maxima, "critic": critic}
-    # the game's return is undiscounted: a critic with gamma < 1 needs a second, undiscounted episode
+    # the game's return is undiscounted: only a critic with gamma < 1 needs a second, undiscounted episode
     returns = discounted if all(gamma == 1 for gamma in discounts) else rollout(cohort, policies, seed)[1]
     mean_returns = {
         name: dict(zip(("mean_return", "standard_error"), monte_carlo_mean(r))) for name, r in zip(game.names, returns)
     }
-    if len(game.names) == 1:
-        return {**mean_returns[game.names[0]], **critic[game.names[0]]}
+    if single is not None:
+        return {**mean_returns[single], **critic[single]}
     return {"mean_returns": mean_returns, "critic": critic}
 
 

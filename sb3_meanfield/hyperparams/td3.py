@@ -28,15 +28,16 @@ PRICE_SEARCH = {
     "noise_final_std": 0.0698473974473511,
 }
 self_play["MFGPrice-v0"].update(PRICE_SEARCH)
-#: MF-TD3 on MFGLinearQuadratic-v0 (what ``make train`` runs): the price search's learning rate, tau and noise with
-#: batches of 256 and half the shared budget; over three seeds it ends below the shared values' final gap in about
-#: half their time (BENCHMARKS.md, sections 1 and 4; docs/tuning.md).
-LQ_FAST = {**PRICE_SEARCH, "batch_size": 256, "n_timesteps": 400_000}
+#: The price search's learning rate, tau and noise with the shared batch of 256.
+SEARCHED_BATCH_256 = {**PRICE_SEARCH, "batch_size": 256}
+#: MF-TD3 on MFGLinearQuadratic-v0 (what ``make train`` runs): those values with half the shared budget; over three
+#: seeds it ends below the shared values' final gap in about half their time (BENCHMARKS.md, sections 1 and 4;
+#: docs/tuning.md).
+LQ_FAST = {**SEARCHED_BATCH_256, "n_timesteps": 400_000}
 self_play["MFGLinearQuadratic-v0"].update(LQ_FAST)
 #: MF-TD3 on MFGCrowdLQ-v0: the same learning rate, tau and noise with the shared batch of 256 and budget; over three
 #: seeds the relative gap went from 0.0225 / 0.0802 / 0.0318 to 0.0174 / 0.0116 / 0.0162 (docs/tuning.md).
-CROWD_LQ_SEARCHED = {**PRICE_SEARCH, "batch_size": 256}
-self_play["MFGCrowdLQ-v0"].update(CROWD_LQ_SEARCHED)
+self_play["MFGCrowdLQ-v0"].update(SEARCHED_BATCH_256)
 #: MF-TD3 on MFGLinearQuadraticMulti-v0: the searched tau and noise with the shared learning rate (with the searched
 #: rate too, one seed of three diverged); over three seeds the largest relative gap went from 0.0074 / 0.0389 / 0.0164
 #: to 0.0022 / 0.0020 / 0.0122 (docs/tuning.md).
