@@ -17,8 +17,9 @@ self_play = self_play_table()
 #: initial law of the LQ model; over three seeds the median relative gap fell from 0.0114 to 0.0082
 #: (BENCHMARKS.md, section 1; docs/tuning.md).
 #: The same on the walled crowds: on MFGCrowd-v0 seed 0 the relative dp gap fell from 0.157 to 0.105 (docs/tuning.md);
-#: and on MFGPrice-v0 (target -1 by default): relative gaps 0.0456 / 0.0262 / 0.0392 to 0.0100 / 0.0108 / 0.0156.
-for env_id in ("MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0", "MFGPrice-v0"):
+#: and on MFGPrice-v0 (target -1 by default): relative gaps 0.0456 / 0.0262 / 0.0392 to 0.0100 / 0.0108 / 0.0156;
+#: and on MFGLinearQuadratic-v0 (target -1 by default): 0.0126 / 0.0241 / 0.0126 to 0.0072 / 0.0110 / 0.0058.
+for env_id in ("MFGLinearQuadratic-v0", "MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0", "MFGPrice-v0"):
     self_play[env_id]["target_entropy"] = 0.0
 #: MF-SAC on MFGCrowdLQ-v0: 750,000 transitions, so that a run fits in 5 minutes on one core (800,000 took 312 s alone
 #: on the machine); relative gaps 0.0064 / 0.0063 / 0.0083 against 0.0058 / 0.0082 / 0.0145 (docs/tuning.md).
