@@ -9,13 +9,21 @@ same initial states and noise (seed ``--seed + 1``, common random numbers). Ever
 prints the two groups' mean rewards, their difference and its sum so far (the gap accumulated up to that step; the
 last is the gap on these agents), and where each group stands: mean position, its spread (standard deviation per
 axis), and the crowd cost ``l2 m(p)`` it pays.
+
+``--actions-at STEP ...`` also compares, at those steps, the actions of the policy and of the best response on the
+SAME states (those of the policy's agents), by distance ``r = ||p - g||`` from the goal: the mean acceleration
+``||a||``, its braking component ``a . (-v / ||v||)``, and the share of agents that do not accelerate (``||a|| < 0.1``:
+the effort cost ``l1 ||a||`` is a cone, so the best response plays exactly 0 wherever a small push is not worth
+its cost).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -44,9 +52,19 @@ class GroupSteps:
     crowd_costs: np.ndarray  # (n_steps,)
 
 
-def play_against(game: Game, flow: PopulationFlow, policy: PopulationPolicy, n_agents: int, seed: int) -> GroupSteps:
+#: ``watch(step, states, observation, actions)``, called by :func:`play_against` before every step.
+Watcher = Callable[[int, np.ndarray, dict[str, np.ndarray], np.ndarray], None]
+#: Distance bins from the goal of the action comparison.
+DISTANCE_EDGES = (0.0, 0.1, 0.2, 0.3, 0.5, np.inf)
+#: Below this norm an acceleration counts as none.
+AT_REST = 0.1
+
+
+def play_against(
+    game: Game, flow: PopulationFlow, policy: PopulationPolicy, n_agents: int, seed: int, watch: Watcher | None = None
+) -> GroupSteps:
     """``n_agents`` agents following ``policy`` against the frozen ``flow`` (generators of ``seed``, as
-    :func:`mfg_envs.game.frozen_flows_returns`), step by step."""
+    :func:`mfg_envs.game.frozen_flows_returns`), step by step; ``watch`` sees every step's states and actions."""
     model = game.model.populations[0]
     ghost = ghost_game(game, 0, n_agents, (flow,))
     rngs = population_rngs(seed, 1)
@@ -55,7 +73,10 @@ def play_against(game: Game, flow: PopulationFlow, policy: PopulationPolicy, n_a
     for step in range(model.n_steps):  # a loop over time steps
         states = ghost.members[0].states.copy()
         places = states[:, :2]
-        actions = policy(ghost.observation(0))
+        observation = ghost.observation(0)
+        actions = policy(observation)
+        if watch is not None:
+            watch(step, states, observation, actions)
         rewards.append(ghost.step([actions], [model.noise(n_agents, rngs[0])])[0].mean())
         crowd_costs.append(model.crowding(states, flow.mean_fields[step]).mean())
         positions.append(places.mean(axis=0))
@@ -63,18 +84,55 @@ def play_against(game: Game, flow: PopulationFlow, policy: PopulationPolicy, n_a
     return GroupSteps(*(np.array(values) for values in (rewards, positions, spreads, crowd_costs)))
 
 
+def action_rows(model: CrowdModel, step: int, states: np.ndarray, own: np.ndarray, best: np.ndarray) -> list[str]:
+    """Markdown rows comparing the policy's actions ``own`` and the best response's ``best`` on the same ``states``,
+    per distance bin from the goal (:data:`DISTANCE_EDGES`)."""
+    distance = np.linalg.norm(states[:, :2] - model.goal, axis=1)
+    speed = np.linalg.norm(states[:, 2:4], axis=1)
+    braking = -states[:, 2:4] / np.maximum(speed, 1e-12)[:, None]
+    rows = []
+    for low, high in pairwise(DISTANCE_EDGES):
+        inside = (distance >= low) & (distance < high)
+        if not inside.any():
+            continue
+        cells = []
+        for actions in (own, best):
+            acceleration = model.physical_action(states[inside], actions[inside])
+            norms = np.linalg.norm(acceleration, axis=1)
+            brake = (acceleration * braking[inside]).sum(axis=1).mean()
+            cells.append(f"{norms.mean():.2f} / {brake:+.2f} / {np.mean(norms < AT_REST):.2f}")
+        where = f"| {step} | [{low:g}, {high:g}) | {inside.sum()} | {speed[inside].mean():.2f}"
+        rows.append(f"{where} | {' | '.join(cells)} |")
+    return rows
+
+
 def gap_by_step(
-    game: Game, policy: PopulationPolicy, n_particles: int, seed: int, resolution: DPResolution = DEFAULT_RESOLUTION
-) -> tuple[GroupSteps, GroupSteps]:
+    game: Game,
+    policy: PopulationPolicy,
+    n_particles: int,
+    seed: int,
+    resolution: DPResolution = DEFAULT_RESOLUTION,
+    actions_at: tuple[int, ...] = (),
+) -> tuple[GroupSteps, GroupSteps, list[str]]:
     """The policy's and the dp best response's :class:`GroupSteps` against the policy's own flow (module docstring;
-    ``resolution`` fitted to the model's time step, :func:`sb3_meanfield.evaluation.fit_resolution`)."""
+    ``resolution`` fitted to the model's time step, :func:`sb3_meanfield.evaluation.fit_resolution`), and the
+    :func:`action_rows` of the steps ``actions_at``."""
     model = game.model.populations[0]
     if len(game.names) != 1 or not isinstance(model, CrowdModel):
         raise ValueError(f"the run must be of the walled crowd MFGCrowd-v0, got a game of {game.names}: {model!r}")
+    if any(not 0 <= step < model.n_steps for step in actions_at):
+        raise ValueError(f"actions_at must be steps in [0, {model.n_steps - 1}], got {list(actions_at)}")
     flows, _ = rollout(game.clone(n_particles), policy, seed)
     initial = model.initial_states(n_particles, population_rngs(seed + 1, 1)[0])
     best_response = dp_best_response(model, flows[0].mean_fields, initial, fit_resolution(resolution, model))
-    return tuple(play_against(game, flows[0], chosen, n_particles, seed + 1) for chosen in (policy, best_response))
+    rows: list[str] = []
+
+    def compare(step: int, states: np.ndarray, observation: dict[str, np.ndarray], actions: np.ndarray) -> None:
+        if step in actions_at:
+            rows.extend(action_rows(model, step, states, actions, best_response(observation)))
+
+    own = play_against(game, flows[0], policy, n_particles, seed + 1, compare)
+    return own, play_against(game, flows[0], best_response, n_particles, seed + 1), rows
 
 
 def table(own: GroupSteps, best: GroupSteps, every: int) -> list[str]:
@@ -107,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-particles", type=int, default=5000, help="particles of the flow and of each group")
     parser.add_argument("--seed", type=int, default=0, help="seed of the flow (the groups: seed + 1)")
     parser.add_argument("--every", type=int, default=2, help="print every EVERY steps (default 2)")
+    parser.add_argument("--actions-at", nargs="*", type=int, default=[], help="steps to compare the actions at")
     args = parser.parse_args(argv)
     for name in ("n_particles", "every"):
         if getattr(args, name) < 1:
@@ -118,11 +177,20 @@ def main(argv: list[str] | None = None) -> None:
     (model,) = load_agents(args.run_dir, config)
     game = gym.make(config["env"], **config["env_kwargs"]).unwrapped.game
     try:
-        own, best = gap_by_step(game, ModelPolicy(model), args.n_particles, args.seed)
+        own, best, rows = gap_by_step(
+            game, ModelPolicy(model), args.n_particles, args.seed, actions_at=tuple(args.actions_at)
+        )
     except ValueError as error:
         parser.error(str(error))
     print("\n".join(table(own, best, args.every)))
     print(f"policy return {own.rewards.sum():.3f}, best response return {best.rewards.sum():.3f}")
+    if rows:
+        print(
+            "\n| step | distance from the goal | agents | speed | policy: mean norm / braking / at rest | "
+            "best response: mean norm / braking / at rest |"
+        )
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

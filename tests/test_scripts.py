@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main
 from action_saturation import played_actions
 from compare_algorithms import responder_template
-from crowd_gap_by_step import gap_by_step
+from crowd_gap_by_step import action_rows, gap_by_step
 from crowd_gap_by_step import main as gap_by_step_main
 from population_aware import best_time_only, exact_gap, fixed_law_time_only, time_only_policy
 
@@ -95,17 +95,35 @@ def test_crowd_gap_by_step_adds_up_to_the_returns_of_the_frozen_flow():
     response does better; without crowd aversion no group pays a crowd cost."""
     n, seed = 300, 4
     game = game_of(gym.make("MFGCrowd-v0", n_steps=8))
-    own, best = gap_by_step(game, goal_seeking, n, seed, TRAINING_RESOLUTION)
+    own, best, rows = gap_by_step(game, goal_seeking, n, seed, TRAINING_RESOLUTION, actions_at=(0, 7))
     flows, _ = rollout(game.clone(n), goal_seeking, seed)
     assert own.rewards.sum() == pytest.approx(frozen_flows_returns(game, flows, 0, goal_seeking, n, seed + 1).mean())
     assert best.rewards.sum() > own.rewards.sum()
     assert own.positions.shape == best.spreads.shape == (8, 2) and (own.crowd_costs > 0).all()
-    calm, _ = gap_by_step(
+    # the action rows cover every agent once per step, and the policy's norms are those of goal_seeking's actions
+    assert {row.split("|")[1].strip() for row in rows} == {"0", "7"}
+    assert sum(int(row.split("|")[3]) for row in rows) == 2 * n
+    calm, _, _ = gap_by_step(
         game_of(gym.make("MFGCrowd-v0", n_steps=8, crowd_aversion=0.0)), goal_seeking, n, seed, TRAINING_RESOLUTION
     )
     assert (calm.crowd_costs == 0).all()
     with pytest.raises(ValueError, match="MFGCrowd-v0"):
         gap_by_step(game_of(gym.make("MFGCrowdLQ-v0")), goal_seeking, n, seed)
+    with pytest.raises(ValueError, match="actions_at must be steps in \\[0, 7\\]"):
+        gap_by_step(game, goal_seeking, n, seed, TRAINING_RESOLUTION, actions_at=(8,))
+
+
+def test_action_rows_bin_by_distance_and_measure_braking():
+    """Agents 0.05 and 0.4 from the goal, moving along x: a policy braking at half the bound (normalized 0.5, so 1 in
+    physical units, all of it against the velocity) and a best response at rest."""
+    model = game_of(gym.make("MFGCrowd-v0")).model.populations[0]
+    states = np.array([[1.05, 0.0, 0.3, 0.0], [0.6, 0.0, -0.2, 0.0], [0.6, 0.0, 0.2, 0.0]])
+    braking = np.array([[-0.5, 0.0], [0.5, 0.0], [-0.5, 0.0]])
+    rows = action_rows(model, 3, states, braking, np.zeros((3, 2)))
+    assert rows == [
+        "| 3 | [0, 0.1) | 1 | 0.30 | 1.00 / +1.00 / 0.00 | 0.00 / +0.00 / 1.00 |",
+        "| 3 | [0.3, 0.5) | 2 | 0.20 | 1.00 / +1.00 / 0.00 | 0.00 / +0.00 / 1.00 |",
+    ]
 
 
 def test_crowd_gap_by_step_prints_a_run_folder(tmp_path, capsys):
@@ -121,6 +139,13 @@ def test_crowd_gap_by_step_prints_a_run_folder(tmp_path, capsys):
     accumulated = float(lines[-2].split("|")[5])
     policy, best = (float(part.split()[-1]) for part in lines[-1].split(","))
     assert accumulated == pytest.approx(best - policy, abs=0.01)
+    gap_by_step_main([str(run_dir), "--n-particles", "100", "--every", "4", "--actions-at", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = lines[lines.index("") + 3 :]
+    assert rows and {row.split("|")[1].strip() for row in rows} == {"2"}
+    assert sum(int(row.split("|")[3]) for row in rows) == 100
+    with pytest.raises(SystemExit):
+        gap_by_step_main([str(run_dir), "--actions-at", "6"])  # the run has steps 0 to 5
     with pytest.raises(SystemExit):
         gap_by_step_main([str(tmp_path)])  # not a finished run folder
 
