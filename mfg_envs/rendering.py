@@ -189,6 +189,16 @@ def scene_of(population: Population) -> Scene:
 
 
 # --------------------------------------------------------------------------- rasterizing
+#: Pixel coordinates are clipped to ``[-1, OFF_CANVAS]`` before the cast: every frame is smaller.
+OFF_CANVAS = 1e6
+
+
+def pixel_indices(coordinates: np.ndarray) -> np.ndarray:
+    """``floor(coordinates)`` as integers; a point far off the canvas or not finite (a particle of a diverging
+    configuration) maps just outside it (NaN to -1), where nothing is drawn, instead of an undefined integer cast."""
+    return np.floor(np.nan_to_num(np.clip(coordinates, -1.0, OFF_CANVAS), nan=-1.0)).astype(int)
+
+
 class _Canvas:
     """An image with a plot area below the time bar and a linear map from data units to pixels."""
 
@@ -200,11 +210,11 @@ class _Canvas:
 
     def columns(self, x: np.ndarray | float) -> np.ndarray:
         (x0, x1), width = self.x_range, self.right - self.left
-        return np.floor(self.left + (np.asarray(x, dtype=float) - x0) / (x1 - x0) * width).astype(int)
+        return pixel_indices(self.left + (np.asarray(x, dtype=float) - x0) / (x1 - x0) * width)
 
     def rows(self, y: np.ndarray | float) -> np.ndarray:
         (y0, y1), height = self.y_range, self.bottom - self.top
-        return np.floor(self.bottom - (np.asarray(y, dtype=float) - y0) / (y1 - y0) * height).astype(int)
+        return pixel_indices(self.bottom - (np.asarray(y, dtype=float) - y0) / (y1 - y0) * height)
 
     def dots(self, rows: np.ndarray, cols: np.ndarray, color: Color, size: int) -> None:
         """Squares of ``size x size`` pixels at each point inside the plot area (one assignment per offset)."""

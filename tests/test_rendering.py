@@ -150,6 +150,17 @@ def test_plane_frame_draws_particles_goal_walls_and_learner():
     assert has_color(lq.render(), rendering.SIGNAL)  # the exact equilibrium's ellipse
 
 
+def test_points_off_the_canvas_or_not_finite_map_outside_it_without_warning():
+    canvas = rendering._Canvas(rendering.PLANE_SHAPE, (-2.0, 2.0), (-2.0, 2.0))
+    far = np.array([np.nan, np.inf, -np.inf, 1e300, -1e300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cols, rows = canvas.columns(far), canvas.rows(far)
+    assert ((cols < canvas.left) | (cols >= canvas.right)).all()
+    assert ((rows < canvas.top) | (rows >= canvas.bottom)).all()
+    assert canvas.columns(0.0) == canvas.left + (canvas.right - canvas.left) // 2  # the plane's centre, unchanged
+
+
 def test_resource_frame_marks_the_capacity_range():
     env = gym.make("MFGResource-v0", n_particles=500, render_mode="rgb_array", capacity_min=1.0, capacity_max=2.0)
     env.reset(seed=0)
