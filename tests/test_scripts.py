@@ -100,7 +100,7 @@ def test_crowd_gap_by_step_adds_up_to_the_returns_of_the_frozen_flow():
     assert own.rewards.sum() == pytest.approx(frozen_flows_returns(game, flows, 0, goal_seeking, n, seed + 1).mean())
     assert best.rewards.sum() > own.rewards.sum()
     assert own.positions.shape == best.spreads.shape == (8, 2) and (own.crowd_costs > 0).all()
-    # the action rows cover every agent once per step, and the policy's norms are those of goal_seeking's actions
+    # the action rows are of the requested steps and cover every agent once per step
     assert {row.split("|")[1].strip() for row in rows} == {"0", "7"}
     assert sum(int(row.split("|")[3]) for row in rows) == 2 * n
     calm, _, _ = gap_by_step(
