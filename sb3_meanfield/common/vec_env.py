@@ -17,6 +17,7 @@ first observation and puts the terminal one in each learner's ``info["terminal_o
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -269,12 +270,19 @@ class SelfPlayMixin:
     (SB3's, sampled with fewer copies)."""
 
     replay_buffer_class: type[ReplayBuffer] | None
+    replay_buffer_kwargs: dict[str, Any]
     observation_space: spaces.Space
+    n_steps: int
+    gamma: float
 
     def _setup_model(self) -> None:
         if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict):
             self.replay_buffer_class = MeanFieldReplayBuffer
-        super()._setup_model()  # type: ignore[misc]
+            if self.n_steps > 1:
+                self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
+        with warnings.catch_warnings():  # SB3 warns that a custom buffer ignores n_steps: this one takes it
+            warnings.filterwarnings("ignore", message="`n_steps=", category=UserWarning)
+            super()._setup_model()  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
 
     def set_env(self, *args: Any, **kwargs: Any) -> None:
