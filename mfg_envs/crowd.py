@@ -14,6 +14,7 @@ best response is numerical (:mod:`mfg_envs.crowd_dp`) and so is its reference eq
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
@@ -86,6 +87,11 @@ class CrowdDynamics(MeanFieldModel):
 
     def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((n, 2))
+
+    @abc.abstractmethod
+    def action_reward(self, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+        """The action part of the reward at the accelerations ``(ax, ay)`` (broadcast; the reward's other parts do not
+        depend on the action): what the dynamic-programming best response (:mod:`mfg_envs.crowd_dp`) maximizes."""
 
     def physical_action(self, states: np.ndarray, action: np.ndarray) -> np.ndarray:
         return self.action_bound * action
@@ -198,8 +204,11 @@ class CrowdModel(CrowdDynamics):
     def reward(self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int) -> np.ndarray:
         """``-||s - s_goal|| - l1 ||a|| - l2 m(p)``, ``s_goal = (g_x, g_y, 0, 0)``, ``m(p)`` the density of p's cell."""
         distance = np.sqrt(squared_norms(states - self._goal_state))
-        effort = np.sqrt(squared_norms(actions))
-        return -distance - self.action_cost * effort - self.crowding(states, mean_field)
+        return -distance + self.action_reward(actions[:, 0], actions[:, 1]) - self.crowding(states, mean_field)
+
+    def action_reward(self, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+        """``-l1 ||a||`` at the accelerations ``(ax, ay)`` (broadcast)."""
+        return -self.action_cost * np.sqrt(ax * ax + ay * ay)
 
     def crowding(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
         """The crowd term ``l2 m(p)`` each state pays: :meth:`crowd_cost` read at the cell holding its position."""

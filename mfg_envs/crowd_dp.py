@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -246,7 +246,7 @@ def stage_rewards(model: CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Stag
     if isinstance(model, CrowdModel):
         state = -np.sqrt((x - gx) ** 2 + (y - gy) ** 2 + vx**2 + vy**2)
         cells = model.crowd_cost(mean_field).reshape(model.n_bins, model.n_bins)
-        return StageRewards(state.astype(GRID_DTYPE), action_reward(model, ux, uy), cells)
+        return StageRewards(state.astype(GRID_DTYPE), model.action_reward(ux, uy), cells)
     if isinstance(model, CrowdLQModel):
         spread = mean_field["var"] + model.bandwidth**2
         log_density = sum(
@@ -257,16 +257,8 @@ def stage_rewards(model: CrowdDynamics, grid: AxisGrid, mean_field: Any) -> Stag
             0.5 * model.goal_cost * ((x - gx) ** 2 + (y - gy) ** 2) + model.crowd_aversion * log_density
         )
         state = np.broadcast_to(state.astype(GRID_DTYPE), (len(grid.positions), len(grid.velocities)) * 2)
-        return StageRewards(state, action_reward(model, ux, uy), None)
+        return StageRewards(state, model.action_reward(ux, uy), None)
     raise ValueError(f"the dynamic-programming best response covers the crowd models, not {type(model).__name__}")
-
-
-def action_reward(model: CrowdDynamics, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
-    """``g(u)``, the action part of the reward at the accelerations ``(ux, uy)`` (broadcast): ``-l1 |u|`` for the
-    walled crowd, ``-dt r/2 |u|^2`` for the crowd-LQ model."""
-    if isinstance(model, CrowdLQModel):
-        return -model.dt * 0.5 * model.control_cost * (ux**2 + uy**2)
-    return -cast(CrowdModel, model).action_cost * np.sqrt(ux**2 + uy**2)
 
 
 def terminal_reward(model: CrowdDynamics, grid: AxisGrid) -> np.ndarray:
@@ -386,7 +378,7 @@ class DPPolicy:
             values = _cubic_along(values, axis + 1, index + fraction[:, None])
         spacing = grid.accelerations[1] - grid.accelerations[0]
         ux, uy = (grid.accelerations[0] + spacing * index for index in (along_x, along_y))
-        q = values + action_reward(self.model, ux[:, :, None], uy[:, None, :])
+        q = values + self.model.action_reward(ux[:, :, None], uy[:, None, :])
         if stage.next_cells is not None:
             cells = [
                 grid.cell_probabilities(states[:, axis, None] + grid.dt * (states[:, 2 + axis, None] + grid.dt * u),

@@ -85,6 +85,10 @@ class CrowdLQModel(CrowdDynamics):
         )
         return -self.dt * cost
 
+    def action_reward(self, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+        """``-dt r/2 |u|^2`` at the accelerations ``(ax, ay)`` (broadcast), as :meth:`reward` charges it."""
+        return -self.dt * 0.5 * self.control_cost * (ax * ax + ay * ay)
+
     def terminal_reward(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
         """``-(qT/2 |p_N - g|^2 + qv/2 |v_N|^2)``."""
         return -0.5 * (
