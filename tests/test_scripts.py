@@ -11,9 +11,11 @@ import pytest
 import torch as th
 
 import mfg_envs
-from mfg_envs.game import frozen_flows_returns, game_of, rollout
+from mfg_envs.crowd import CrowdModel
+from mfg_envs.crowd_dp import DPBestResponse
+from mfg_envs.game import Game, frozen_flows_returns, game_of, neutral_policies, rollout
 from sb3_meanfield import MFSAC, MFTD3
-from sb3_meanfield.evaluation import TRAINING_RESOLUTION
+from sb3_meanfield.evaluation import TRAINING_RESOLUTION, fit_resolution
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CROWD_POLICY_KWARGS
 from sb3_meanfield.sweep import finished_run
 from sb3_meanfield.train import parse_args, train
@@ -23,6 +25,7 @@ from sb3_meanfield.train_multi import build_parser as build_multi_parser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main
 from action_saturation import played_actions
+from barrier_floor import BarrierCrowdModel
 from compare_algorithms import responder_template
 from crowd_gap_by_step import action_rows, gap_by_step
 from crowd_gap_by_step import main as gap_by_step_main
@@ -180,3 +183,27 @@ def test_the_scripts_sweep_changes_with_the_shipped_configuration(monkeypatch):
     assert sweep_name("benchmark_equilibrium", trials, False) != name
     monkeypatch.setitem(td3.self_play["MFGLinearQuadratic-v0"], "tau", 0.5)
     assert sweep_name("benchmark_equilibrium", trials, True) != name
+
+
+def test_the_barrier_game_adds_the_barrier_to_the_reward_and_its_best_response_stays_inside():
+    """``scripts/barrier_floor.py``'s model: the walled crowd's reward plus ``lambda sum_j log(1 - (a_j/a_max)^2)``
+    (closed form, and nothing at ``lambda = 0``); its dp best response to a frozen flow, read through the same
+    ``action_reward``, pushes less hard than the plain game's and never to the bound, where the plain one does."""
+    rng = np.random.default_rng(0)
+    states, actions = rng.uniform(-1.5, 1.5, (50, 4)), rng.uniform(-2.0, 2.0, (50, 2))
+    mean_field = {"density": rng.uniform(0.0, 3.0, 400)}
+    plain, flat, barrier = CrowdModel(n_steps=8), BarrierCrowdModel(0.0, n_steps=8), BarrierCrowdModel(0.3, n_steps=8)
+    reward = plain.reward(states, actions, mean_field, 0)
+    expected = reward + 0.3 * np.log(1 - (actions / 2.0) ** 2).sum(axis=1)
+    np.testing.assert_allclose(barrier.reward(states, actions, mean_field, 0), expected, rtol=1e-12)
+    np.testing.assert_array_equal(flat.reward(states, actions, mean_field, 0), reward)
+    with pytest.raises(ValueError, match="action_barrier must be >= 0"):
+        BarrierCrowdModel(-0.1)
+    n, seed = 300, 2
+    flows, _ = rollout(Game(plain, n), neutral_policies(Game(plain, n).model), seed)
+    responder = DPBestResponse(fit_resolution(TRAINING_RESOLUTION, plain))
+    responses = [responder(Game(model, n), 0, flows, seed) for model in (plain, barrier)]
+    obs = {"state": states, "time": np.full((50, 1), 0.25)}
+    pushes = [np.abs(response(obs)) for response in responses]
+    assert pushes[1].mean() < pushes[0].mean()
+    assert pushes[0].max() == pytest.approx(1.0) and pushes[1].max() < 1.0
