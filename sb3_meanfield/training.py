@@ -102,6 +102,12 @@ class MultiPopulationTrainer:
         self.game: Game = game
         self.mode = mode
         self.switch_freq = game.model.n_steps if switch_freq is None else check_int("switch_freq", switch_freq)
+        if mode == "alternating" and self.switch_freq % game.model.n_steps and any(m.n_steps > 1 for m in self.models):
+            # a turn that ends inside an episode leaves rows of the replay that are not consecutive steps
+            raise ValueError(
+                f"n_steps > 1 (n-step returns) with mode='alternating' needs switch_freq to be a multiple of the"
+                f" episode length {game.model.n_steps}, got {self.switch_freq}"
+            )
         for model in self.models:  # self-consistent: population k follows model k
             bind_population(model)
         self.logger = Logger(None, [])

@@ -402,3 +402,21 @@ def test_tiny_crowd_run_reports_mean_returns(tmp_path, capsys):
     main([*tiny_argv(tmp_path, "--algo", "sac", "--env", CROWD_MULTI), "--hyperparams", "callback:[]", "--no-eval-gap"])
     out = capsys.readouterr().out
     assert "red: mean evaluation return" in out and "no Nash gap evaluated" in out
+
+
+def test_n_step_returns_read_consecutive_steps_of_each_population():
+    """With n-step returns and alternating turns of whole episodes (the default turn), every row of a model's replay
+    that does not end an episode is followed by its own next step, so no return window spans two turns; a turn
+    that would end inside an episode is refused."""
+    trainer = MultiPopulationTrainer.make(tiny_game(), MFTD3, n_learners=4, **tiny(n_steps=3))
+    trainer.learn(4 * 5 * 3)  # three turns (episodes of 5 steps, 4 learners) of each population
+    for model in trainer.models:
+        buffer = model.replay_buffer
+        assert buffer.n_steps == 3 and buffer.pos == 15
+        times, next_times = buffer.observations["time"][:15], buffer.next_observations["time"][:15]
+        inside = buffer.dones[:14] == 0
+        assert inside.sum() == 12 * 4  # the episode of each turn ends at its 5th row
+        np.testing.assert_array_equal(next_times[:14][inside], times[1:15][inside])
+    with pytest.raises(ValueError, match="multiple of the episode length 5, got 3"):
+        tiny_trainer(n_steps=2)
+    assert tiny_trainer(mode="simultaneous", n_steps=2).mode == "simultaneous"
