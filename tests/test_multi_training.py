@@ -217,8 +217,10 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
 
 
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
-    """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 actors go to
-    the action bound on every initial state; the shipped barrier schedule keeps them all off it. With the histogram
+    """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 drives a
+    population's actor to the action bound on every initial state (the other's too on one machine, half-way on
+    another: the floating-point order of a CPU changes so short a run); the shipped barrier schedule keeps both off
+    it. With the histogram
     and the networks of then (no offsets, critics of 64-64), where the failure was found (the shipped networks observe
     the moments and the offsets from each crowd since 2026-12-05)."""
     cohort = Game(tiny_game(env_id=CROWD_MULTI).model, 500)
@@ -238,7 +240,7 @@ def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
         assert [model.num_timesteps for model in trainer.models] == [200 * 64] * 2
         actions = [ModelPolicy(model)(cohort.observation(k)) for k, model in enumerate(trainer.models)]
         saturation[barrier] = [float((np.abs(a) > 0.98).mean()) for a in actions]
-    assert min(saturation[0.0]) > 0.9 and max(saturation[None]) < 0.05, saturation
+    assert max(saturation[0.0]) > 0.9 and max(saturation[None]) < 0.05, saturation
 
 
 # --------------------------------------------------------------------------- Nash gaps
