@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_meanfield.common.replay import MeanFieldReplayBuffer
@@ -81,6 +81,8 @@ def test_the_algorithms_n_steps_reach_the_buffer_without_sb3_s_warning():
     buffer = model.replay_buffer
     assert isinstance(buffer, MeanFieldReplayBuffer) and (buffer.n_steps, buffer.gamma) == (4, 0.9)
     assert MFTD3("MeanFieldPolicy", env, seed=0).replay_buffer.n_steps == 1
+    with pytest.warns(UserWarning, match="is ignored because a custom `replay_buffer_class`"):  # a user's buffer
+        MFTD3("MeanFieldPolicy", env, n_steps=4, replay_buffer_class=DictReplayBuffer, seed=0)
 
 
 @pytest.mark.parametrize(

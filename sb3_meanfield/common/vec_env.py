@@ -267,7 +267,7 @@ class SelfPlayMixin:
     """Mixed into the mean field algorithms: on a :class:`PopulationVecEnv`, the population follows the model being
     trained (:func:`bind_population`) from its construction (or ``set_env``) on, with no help from the caller. The
     replay buffer of a ``Dict`` observation defaults to :class:`~sb3_meanfield.common.replay.MeanFieldReplayBuffer`
-    (SB3's, sampled with fewer copies)."""
+    (SB3's, sampled with fewer copies), which takes the algorithm's ``n_steps`` (n-step returns)."""
 
     replay_buffer_class: type[ReplayBuffer] | None
     replay_buffer_kwargs: dict[str, Any]
@@ -276,12 +276,14 @@ class SelfPlayMixin:
     gamma: float
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict):
+        ours = self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict)
+        if ours:
             self.replay_buffer_class = MeanFieldReplayBuffer
             if self.n_steps > 1:
                 self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
-        with warnings.catch_warnings():  # SB3 warns that a custom buffer ignores n_steps: this one takes it
-            warnings.filterwarnings("ignore", message="`n_steps=", category=UserWarning)
+        with warnings.catch_warnings():
+            if ours:  # SB3 warns that a custom buffer ignores n_steps: this one takes it (a user's buffer may not)
+                warnings.filterwarnings("ignore", message="`n_steps=", category=UserWarning)
             super()._setup_model()  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
 
