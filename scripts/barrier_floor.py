@@ -30,9 +30,10 @@ from mfg_envs.crowd_equilibrium import ReferenceSettings, fictitious_play
 from mfg_envs.game import Game
 from mfg_envs.nash_gap import NashGap
 from sb3_meanfield.evaluation import nash_gap
+from sb3_meanfield.td3.critics import MeanFieldCritic
 
-#: Largest ``|a_j| / a_max`` the barrier is evaluated at (the actors' ``BARRIER_EDGE``): the bound itself is finite.
-EDGE = 1.0 - 1e-6
+#: Largest ``|a_j| / a_max`` the barrier is evaluated at, the actors' own: the bound itself is finite.
+EDGE = MeanFieldCritic.BARRIER_EDGE
 
 
 class BarrierCrowdModel(CrowdModel):

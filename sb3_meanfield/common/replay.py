@@ -57,24 +57,20 @@ class MeanFieldReplayBuffer(DictReplayBuffer):
             """``storage[batch_inds, env_indices]`` (or other flat rows) as a new tensor on the buffer's device."""
             return th.index_select(th.from_numpy(storage).flatten(0, 1), 0, at).to(self.device)
 
-        observations = {key: gather(value) for key, value in self.observations.items()}
         if self.n_steps == 1:
-            return DictReplayBufferSamples(
-                observations=observations,
-                actions=gather(self.actions),
-                next_observations={key: gather(value) for key, value in self.next_observations.items()},
-                dones=(gather(self.dones) * (1 - gather(self.timeouts))).reshape(-1, 1),
-                rewards=gather(self.rewards).reshape(-1, 1),
-            )
-        returns, last_inds, lengths = self._n_step_returns(batch_inds, env_indices)
-        last = th.from_numpy(last_inds * self.n_envs + env_indices)
+            last, rewards, discounts = rows, gather(self.rewards).reshape(-1, 1), None
+        else:
+            returns, last_inds, lengths = self._n_step_returns(batch_inds, env_indices)
+            last = th.from_numpy(last_inds * self.n_envs + env_indices)
+            rewards = th.as_tensor(returns, dtype=th.float32, device=self.device).reshape(-1, 1)
+            discounts = th.as_tensor(self.gamma**lengths, dtype=th.float32, device=self.device).reshape(-1, 1)
         return DictReplayBufferSamples(
-            observations=observations,
+            observations={key: gather(value) for key, value in self.observations.items()},
             actions=gather(self.actions),
             next_observations={key: gather(value, last) for key, value in self.next_observations.items()},
             dones=(gather(self.dones, last) * (1 - gather(self.timeouts, last))).reshape(-1, 1),
-            rewards=th.as_tensor(returns, dtype=th.float32, device=self.device).reshape(-1, 1),
-            discounts=th.as_tensor(self.gamma**lengths, dtype=th.float32, device=self.device).reshape(-1, 1),
+            rewards=rewards,
+            discounts=discounts,
         )
 
     def _n_step_returns(
