@@ -1,6 +1,6 @@
 """What the deterministic actors' action barrier costs on the walled crowd: the Nash gap of the barrier's equilibrium.
 
-    OMP_NUM_THREADS=1 python scripts/barrier_floor.py [--barriers 0.05 0.1 0.2] [--n-particles 2000]
+    OMP_NUM_THREADS=1 python scripts/barrier_floor.py [--barriers 0.05 0.1 0.2] [--action-l2 0] [--n-particles 2000]
         [--max-iterations 12] [--eval-particles 10000] [--replicates 2]
 
 MF-TD3 and MF-DDPG on the crowds maximize ``Q_1(s, mu, m) + lambda sum_j log(1 - mu_j^2)`` (normalized actions;
@@ -15,6 +15,10 @@ responses of the barrier game to averaged flows, ``--n-particles`` particles, ``
 prints its dp Nash gap in the true game (:func:`sb3_meanfield.evaluation.nash_gap`, ``method="dp"``: the best
 response without the barrier, ``--eval-particles`` particles, ``--replicates`` replicates, relative to the neutral
 policy's gap): the gap that the barrier alone leaves in a run that ends with that ``lambda``.
+
+``--action-l2 kappa`` adds ``-kappa sum_j (a_j / a_max)^2`` to every row's reward: a penalty with the barrier's
+curvature at 0 (``lambda log(1 - a^2) = -lambda a^2 + O(a^4)``) that does not forbid the bound, so that the rows
+split what the barrier costs between its interior and its edge.
 """
 
 from __future__ import annotations
@@ -37,29 +41,33 @@ EDGE = MeanFieldCritic.BARRIER_EDGE
 
 
 class BarrierCrowdModel(CrowdModel):
-    """The walled crowd whose reward also carries ``lambda sum_j log(1 - (a_j / a_max)^2)`` (module docstring).
+    """The walled crowd whose reward also carries ``lambda sum_j log(1 - (a_j / a_max)^2) - kappa sum_j (a_j /
+    a_max)^2`` (module docstring).
 
-    :param action_barrier: ``lambda >= 0``; the other keywords are :class:`~mfg_envs.crowd.CrowdModel`'s.
+    :param action_barrier: ``lambda >= 0``.
+    :param action_l2: ``kappa >= 0`` (default 0); the other keywords are :class:`~mfg_envs.crowd.CrowdModel`'s.
     """
 
-    def __init__(self, action_barrier: float, **crowd_kwargs: object) -> None:
+    def __init__(self, action_barrier: float, action_l2: float = 0.0, **crowd_kwargs: object) -> None:
         super().__init__(**crowd_kwargs)  # type: ignore[arg-type]
-        if not action_barrier >= 0.0:
-            raise ValueError(f"action_barrier must be >= 0, got {action_barrier!r}")
-        self.action_barrier = float(action_barrier)
+        for name, value in (("action_barrier", action_barrier), ("action_l2", action_l2)):
+            if not value >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        self.action_barrier, self.action_l2 = float(action_barrier), float(action_l2)
 
     def action_reward(self, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
-        barrier = sum(np.log1p(-(np.minimum(np.abs(a) / self.action_bound, EDGE) ** 2)) for a in (ax, ay))
-        return super().action_reward(ax, ay) + self.action_barrier * barrier
+        scaled = [np.minimum(np.abs(a) / self.action_bound, EDGE) for a in (ax, ay)]
+        barrier, square = sum(np.log1p(-(a**2)) for a in scaled), sum(a**2 for a in scaled)
+        return super().action_reward(ax, ay) + self.action_barrier * barrier - self.action_l2 * square
 
 
 def barrier_equilibrium_gap(
-    action_barrier: float, settings: ReferenceSettings, eval_particles: int, replicates: int
+    action_barrier: float, settings: ReferenceSettings, eval_particles: int, replicates: int, action_l2: float = 0.0
 ) -> tuple[NashGap, tuple[float, ...]]:
     """The true dp Nash gap of the barrier game's fictitious-play equilibrium on ``MFGCrowd-v0`` (defaults), and the
     iteration's relative gaps in the barrier game."""
     env = gym.make("MFGCrowd-v0")
-    game = Game(BarrierCrowdModel(action_barrier), settings.n_particles)
+    game = Game(BarrierCrowdModel(action_barrier, action_l2), settings.n_particles)
     best, _ = fictitious_play(game, settings)
     policy = best.policies[0]  # a DPPolicy of the barrier model: its greedy actions weigh the barrier
     gap = nash_gap(policy, env, method="dp", n_particles=eval_particles, n_replicates=replicates)
@@ -69,6 +77,7 @@ def barrier_equilibrium_gap(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--barriers", nargs="+", type=float, default=[0.05, 0.1, 0.2], help="values of lambda")
+    parser.add_argument("--action-l2", type=float, default=0.0, help="kappa of every row (module docstring)")
     parser.add_argument("--n-particles", type=int, default=2000, help="particles of the fictitious play")
     parser.add_argument("--max-iterations", type=int, default=12, help="fictitious-play iterations at most")
     parser.add_argument("--tolerance", type=float, default=0.01, help="stop below this relative gap (barrier game)")
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if any(not barrier >= 0.0 for barrier in args.barriers):
         parser.error(f"--barriers must be >= 0, got {args.barriers}")
+    if not args.action_l2 >= 0.0:
+        parser.error(f"--action-l2 must be >= 0, got {args.action_l2}")
     for name in ("max_iterations", "replicates"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
@@ -86,14 +97,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as error:
         parser.error(str(error))
-    print("| lambda | relative dp gap in the true game | gap (+- s.e.) | barrier game's relative gap | seconds |")
-    print("|---|---|---|---|---|")
+    print("| lambda | kappa | relative dp gap in the true game | gap (+- s.e.) | barrier game's relative gap |", end="")
+    print(" seconds |\n|---|---|---|---|---|---|")
     for barrier in args.barriers:
         started = time.perf_counter()
-        gap, own = barrier_equilibrium_gap(barrier, settings, args.eval_particles, args.replicates)
+        gap, own = barrier_equilibrium_gap(barrier, settings, args.eval_particles, args.replicates, args.action_l2)
         print(
-            f"| {barrier:g} | {gap.relative_gap:.4f} | {gap.gap:.3f} +- {gap.standard_error:.3f} | {own[0]:.4f} | "
-            f"{time.perf_counter() - started:.0f} |",
+            f"| {barrier:g} | {args.action_l2:g} | {gap.relative_gap:.4f} | {gap.gap:.3f} +- {gap.standard_error:.3f} "
+            f"| {own[0]:.4f} | {time.perf_counter() - started:.0f} |",
             flush=True,
         )
 

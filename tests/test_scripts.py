@@ -187,7 +187,7 @@ def test_the_scripts_sweep_changes_with_the_shipped_configuration(monkeypatch):
 
 def test_the_barrier_game_adds_the_barrier_to_the_reward_and_its_best_response_stays_inside():
     """``scripts/barrier_floor.py``'s model: the walled crowd's reward plus ``lambda sum_j log(1 - (a_j/a_max)^2)``
-    (closed form, and nothing at ``lambda = 0``); its dp best response to a frozen flow, read through the same
+    and ``-kappa sum_j (a_j/a_max)^2`` (closed forms, and nothing at ``lambda = kappa = 0``); its dp best response to a frozen flow, read through the same
     ``action_reward``, pushes less hard than the plain game's and never to the bound, where the plain one does."""
     rng = np.random.default_rng(0)
     states, actions = rng.uniform(-1.5, 1.5, (50, 4)), rng.uniform(-2.0, 2.0, (50, 2))
@@ -197,8 +197,12 @@ def test_the_barrier_game_adds_the_barrier_to_the_reward_and_its_best_response_s
     expected = reward + 0.3 * np.log(1 - (actions / 2.0) ** 2).sum(axis=1)
     np.testing.assert_allclose(barrier.reward(states, actions, mean_field, 0), expected, rtol=1e-12)
     np.testing.assert_array_equal(flat.reward(states, actions, mean_field, 0), reward)
+    quadratic = BarrierCrowdModel(0.0, 0.2, n_steps=8).reward(states, actions, mean_field, 0)
+    np.testing.assert_allclose(quadratic, reward - 0.2 * ((actions / 2.0) ** 2).sum(axis=1), rtol=1e-12)
     with pytest.raises(ValueError, match="action_barrier must be >= 0"):
         BarrierCrowdModel(-0.1)
+    with pytest.raises(ValueError, match="action_l2 must be >= 0"):
+        BarrierCrowdModel(0.1, -0.2)
     n, seed = 300, 2
     flows, _ = rollout(Game(plain, n), neutral_policies(Game(plain, n).model), seed)
     responder = DPBestResponse(fit_resolution(TRAINING_RESOLUTION, plain))
