@@ -187,8 +187,9 @@ def test_the_scripts_sweep_changes_with_the_shipped_configuration(monkeypatch):
 
 def test_the_barrier_game_adds_the_barrier_to_the_reward_and_its_best_response_stays_inside():
     """``scripts/barrier_floor.py``'s model: the walled crowd's reward plus ``lambda sum_j log(1 - (a_j/a_max)^2)``
-    and ``-kappa sum_j (a_j/a_max)^2`` (closed forms, and nothing at ``lambda = kappa = 0``); its dp best response to a frozen flow, read through the same
-    ``action_reward``, pushes less hard than the plain game's and never to the bound, where the plain one does."""
+    and ``-kappa sum_j (a_j/a_max)^2`` (closed forms, and nothing at ``lambda = kappa = 0``); its dp best response
+    to a frozen flow, read through the same ``action_reward``, pushes less hard than the plain game's and never to the
+    bound, where the plain one does."""
     rng = np.random.default_rng(0)
     states, actions = rng.uniform(-1.5, 1.5, (50, 4)), rng.uniform(-2.0, 2.0, (50, 2))
     mean_field = {"density": rng.uniform(0.0, 3.0, 400)}
