@@ -38,6 +38,15 @@ from sb3_meanfield.td3.critics import MeanFieldCritic
 
 #: Largest ``|a_j| / a_max`` the barrier is evaluated at, the actors' own: the bound itself is finite.
 EDGE = MeanFieldCritic.BARRIER_EDGE
+#: The columns of the printed table, one row per ``lambda``.
+COLUMNS = (
+    "lambda",
+    "kappa",
+    "relative dp gap in the true game",
+    "gap (+- s.e.)",
+    "barrier game's relative gap",
+    "seconds",
+)
 
 
 class BarrierCrowdModel(CrowdModel):
@@ -97,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as error:
         parser.error(str(error))
-    print("| lambda | kappa | relative dp gap in the true game | gap (+- s.e.) | barrier game's relative gap |", end="")
-    print(" seconds |\n|---|---|---|---|---|---|")
+    print("| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|")
     for barrier in args.barriers:
         started = time.perf_counter()
         gap, own = barrier_equilibrium_gap(barrier, settings, args.eval_particles, args.replicates, args.action_l2)

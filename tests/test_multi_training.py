@@ -220,9 +220,8 @@ def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
     """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 drives a
     population's actor to the action bound on every initial state (the other's too on one machine, half-way on
     another: the floating-point order of a CPU changes so short a run); the shipped barrier schedule keeps both off
-    it. With the histogram
-    and the networks of then (no offsets, critics of 64-64), where the failure was found (the shipped networks observe
-    the moments and the offsets from each crowd since 2026-12-05)."""
+    it. With the histogram and the networks of then (no offsets, critics of 64-64), where the failure was found (the
+    shipped networks observe the moments and the offsets from each crowd since 2026-12-05)."""
     cohort = Game(tiny_game(env_id=CROWD_MULTI).model, 500)
     cohort.reset(population_rngs(0, 2))
     saturation = {}
