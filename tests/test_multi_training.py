@@ -192,10 +192,15 @@ class RecordBarriers(BaseCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[list[tuple[float, float]]] = []
+        self.rows: list[list[tuple[float, float, float]]] = []
 
     def _on_step(self) -> bool:
-        self.rows.append([(1.0 - m._current_progress_remaining, m.critic.action_barrier) for m in self.model.models])
+        self.rows.append(
+            [
+                (1.0 - m._current_progress_remaining, m.critic.action_barrier, m.critic.action_l2)
+                for m in self.model.models
+            ]
+        )
         return True
 
 
@@ -206,14 +211,16 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
     trainer = tiny_trainer(MFTD3, mode, policy_kwargs=policy)
     trainer.set_logger(Logger(None, []))
     record = RecordBarriers()
-    trainer.learn(48, callback=[ActionBarrierSchedule(final_barrier=0.02), record])
-    progress, barrier = np.array(record.rows).transpose(2, 0, 1)  # (quantity, env step, population)
+    trainer.learn(48, callback=[ActionBarrierSchedule(final_barrier=0.02, final_action_l2=0.1), record])
+    progress, barrier, kappa = np.array(record.rows).transpose(2, 0, 1)  # (quantity, env step, population)
     np.testing.assert_allclose(barrier, 0.2 - 0.18 * progress, rtol=1e-12)
+    np.testing.assert_allclose(kappa, 0.1 * progress, rtol=1e-12)
     assert progress[-1].min() > 0.9 and barrier[-1].max() < 0.04
     if mode == "alternating":  # red's turn first: red has progressed, blue not yet
         assert progress[2, 0] > 0 and progress[2, 1] == 0
-    logged = {name: trainer.logger.name_to_value[f"train/action_barrier/{name}"] for name in trainer.names}
-    np.testing.assert_allclose(list(logged.values()), barrier[-1])
+    for key, values in (("action_barrier", barrier), ("action_l2", kappa)):
+        logged = [trainer.logger.name_to_value[f"train/{key}/{name}"] for name in trainer.names]
+        np.testing.assert_allclose(logged, values[-1])
 
 
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):

@@ -198,6 +198,51 @@ def test_bad_action_barrier(barrier):
         MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_barrier": barrier})
 
 
+# --------------------------------------------------------------------------- the actor's quadratic
+def test_action_l2_is_added_to_the_actor_objective_beside_the_barrier():
+    env, barrier, kappa = make_env(), 0.05, 0.3
+    model = MFDDPG("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_barrier": barrier, "action_l2": kappa})
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.stack([th.linspace(-1.0, 1.0, 8), th.linspace(0.9, -0.3, 8)], dim=1)[:, : env.action_space.shape[0]]
+    inside = actions.clamp(-model.critic.BARRIER_EDGE, model.critic.BARRIER_EDGE)
+    with th.no_grad():
+        (critic,) = model.critic(obs, actions)
+        expected = critic + (barrier * th.log(1.0 - inside**2) - kappa * actions**2).sum(dim=1, keepdim=True)
+        th.testing.assert_close(model.critic.q1_forward(obs, actions), expected)
+    assert model.critic_target.action_l2 == kappa
+
+
+def test_action_l2_gradient_is_linear_in_the_action():
+    """Without a barrier the quadratic adds ``-2 kappa a (1 - a^2)`` to the objective's gradient in the
+    pre-activation ``z`` of ``a = tanh(z)``: unlike the barrier's it does not grow toward the bound."""
+    env, kappa, z = make_env(), 0.4, 0.5
+    gradients = []
+    for l2 in (0.0, kappa):  # same seed: the same networks
+        model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_l2": l2})
+        head = [layer for layer in model.actor.mu if isinstance(layer, nn.Linear)][-1]
+        with th.no_grad():
+            head.weight.zero_()
+            head.bias.fill_(z)
+        obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+        gradients.append(th.autograd.grad(model.critic.q1_forward(obs, model.actor(obs)).mean(), head.bias)[0])
+    action = np.tanh(z)
+    np.testing.assert_allclose(
+        (gradients[1] - gradients[0]).numpy(), -2.0 * kappa * action * (1 - action**2), rtol=1e-5
+    )
+
+
+def test_action_l2_survives_save_and_load(tmp_path):
+    model = MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_l2": 0.07})
+    model.save(tmp_path / "model.zip")
+    assert MFTD3.load(tmp_path / "model.zip").critic.action_l2 == 0.07
+
+
+@pytest.mark.parametrize("kappa", [-0.1, float("inf"), None])
+def test_bad_action_l2(kappa):
+    with pytest.raises(ValueError, match="action_l2"):
+        MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_l2": kappa})
+
+
 # --------------------------------------------------------------------------- save / load
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_gives_identical_actions(trained, algo, tmp_path):

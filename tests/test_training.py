@@ -30,7 +30,7 @@ from sb3_meanfield.common.callbacks import (
 from sb3_meanfield.common.vec_env import PopulationVecEnv
 from sb3_meanfield.config import build, resolve_config
 from sb3_meanfield.ddpg import MFDDPG
-from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
+from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS, FINAL_ACTION_BARRIER
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
 from sb3_meanfield.train import parse_args, train
@@ -404,15 +404,31 @@ def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_i
     assert saturated < 0.05 if barrier is None else saturated > 0.9
 
 
+@pytest.mark.parametrize("algo", ["td3", "ddpg"])
+def test_crowd_ddpg_barrier_gives_way_to_a_quadratic_of_the_same_curvature(tmp_path, algo):
+    """MF-DDPG's walled-crowd schedule ends at a small barrier plus a quadratic whose curvatures at 0 add up to the
+    final barrier of the other ids (``lambda log(1 - a^2) = -lambda a^2 + O(a^4)``); MF-TD3 keeps the barrier alone."""
+    config = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowd-v0", "-f", str(tmp_path)]))
+    _, model, callbacks = build(config)
+    (schedule,) = [callback for callback in callbacks if isinstance(callback, ActionBarrierSchedule)]
+    if algo == "td3":
+        assert (schedule.final_barrier, schedule.final_action_l2) == (FINAL_ACTION_BARRIER, None)
+    else:
+        assert 0.0 < schedule.final_barrier < FINAL_ACTION_BARRIER
+        assert schedule.final_barrier + schedule.final_action_l2 == pytest.approx(FINAL_ACTION_BARRIER)
+    assert (model.policy.action_barrier, model.policy.action_l2) == (ACTION_BARRIER, 0.0)
+
+
 class RecordBarrier(BaseCallback):
     """The critic's barrier at every env step, with SB3's progress."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[tuple[float, float]] = []
+        self.rows: list[tuple[float, float, float]] = []
 
     def _on_step(self) -> bool:
-        self.rows.append((1.0 - self.model._current_progress_remaining, self.model.critic.action_barrier))
+        critic = self.model.critic
+        self.rows.append((1.0 - self.model._current_progress_remaining, critic.action_barrier, critic.action_l2))
         return True
 
 
@@ -423,15 +439,31 @@ def test_action_barrier_schedule_decays_linearly_with_the_progress():
     )
     record = RecordBarrier()
     model.learn(100, callback=[ActionBarrierSchedule(final_barrier=0.02), record])
-    progress, barrier = np.array(record.rows).T
+    progress, barrier, kappa = np.array(record.rows).T
     np.testing.assert_allclose(progress, np.arange(100) / 100)  # SB3 updates the progress after the callbacks
     np.testing.assert_allclose(barrier, 0.2 - 0.18 * progress, rtol=1e-12)
     assert model.policy.action_barrier == 0.2  # the configured start, saved with the model
+    assert np.all(kappa == 0.0)  # no final_action_l2: the policy's quadratic, none here
+
+
+def test_action_barrier_schedule_moves_the_quadratic_as_the_barrier_fades():
+    env = mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10)
+    policy = {**SMALL_POLICY, "action_barrier": 0.2, "action_l2": 0.01}
+    model = MFDDPG("MeanFieldPolicy", env, policy_kwargs=policy, learning_starts=10, seed=0)
+    record = RecordBarrier()
+    model.learn(100, callback=[ActionBarrierSchedule(final_barrier=0.01, final_action_l2=0.09), record])
+    progress, barrier, kappa = np.array(record.rows).T
+    np.testing.assert_allclose(barrier, 0.2 - 0.19 * progress, rtol=1e-12)
+    np.testing.assert_allclose(kappa, 0.01 + 0.08 * progress, rtol=1e-12)
+    np.testing.assert_allclose(model.logger.name_to_value["train/action_l2"], kappa[-1])
+    assert (model.policy.action_barrier, model.policy.action_l2) == (0.2, 0.01)
 
 
 def test_action_barrier_schedule_needs_a_barrier_policy():
     with pytest.raises(ValueError, match="final_barrier"):
         ActionBarrierSchedule(final_barrier=-1.0)
+    with pytest.raises(ValueError, match="final_action_l2"):
+        ActionBarrierSchedule(final_barrier=0.0, final_action_l2=-0.1)
     model = MFSAC("MeanFieldPolicy", mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10), learning_starts=10)
     with pytest.raises(ValueError, match="MeanFieldTD3Policy"):
         model.learn(20, callback=ActionBarrierSchedule(final_barrier=0.0))

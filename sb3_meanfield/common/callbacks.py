@@ -251,31 +251,35 @@ class MeanFieldMonitor(BaseCallback):
 
 
 class ActionBarrierSchedule(BaseCallback):
-    """Decays the log barrier of a TD3/DDPG actor's objective (``MeanFieldTD3Policy(action_barrier=lambda_0)``)
-    linearly to ``final_barrier`` over the run:
+    """Moves the regularizers of a TD3/DDPG actor's objective (``MeanFieldTD3Policy(action_barrier=lambda_0,
+    action_l2=kappa_0)``) linearly to ``final_barrier`` and ``final_action_l2`` over the run:
 
-    ``lambda = lambda_0 + (lambda_final - lambda_0) p``, ``p = 1 - progress_remaining`` (SB3's fraction of
-    ``learn``'s steps done, the one its learning-rate schedules use), logged as ``train/action_barrier``.
+    ``lambda = lambda_0 + (lambda_final - lambda_0) p``, ``kappa = kappa_0 + (kappa_final - kappa_0) p``,
+    ``p = 1 - progress_remaining`` (SB3's fraction of ``learn``'s steps done, the one its learning-rate schedules
+    use), logged as ``train/action_barrier`` and ``train/action_l2``; ``final_action_l2=None`` (default) leaves
+    ``kappa`` at the policy's.
 
     A strong barrier early keeps the untrained critic from driving the actor to the bound; a weak one at the end
-    keeps the final policy's tilt toward 0 small. The value set on ``model.critic`` is a function of the progress
-    alone, so a resumed run follows the same schedule. With a
+    keeps the final policy's tilt toward 0 small. A quadratic that grows as the barrier fades keeps the pull toward 0
+    (which damps the self-play loop) without the barrier's ban of the bound. The values set on ``model.critic`` are
+    functions of the progress alone, so a resumed run follows the same schedule. With a
     :class:`~sb3_meanfield.training.MultiPopulationTrainer` every population's model follows the schedule on its own
-    progress, logged as ``train/action_barrier/<population>``.
+    progress, logged as ``train/action_barrier/<population>`` and ``train/action_l2/<population>``.
     """
 
-    def __init__(self, final_barrier: float, verbose: int = 0) -> None:
+    def __init__(self, final_barrier: float, final_action_l2: float | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.final_barrier = check_real("final_barrier", final_barrier, 0.0)
+        self.final_action_l2 = None if final_action_l2 is None else check_real("final_action_l2", final_action_l2, 0.0)
 
     def _on_training_start(self) -> None:
         models = getattr(self.model, "models", None)  # a MultiPopulationTrainer's, one per population
         trainer: Any = self.model  # then a MultiPopulationTrainer, which passes itself as the callbacks' model
         # TD3/DDPG models with a MeanFieldTD3Policy and its MeanFieldCritic (checked below)
         self.targets: dict[str, Any] = (
-            {f"train/action_barrier/{name}": model for name, model in zip(trainer.names, models)}
+            {f"/{name}": model for name, model in zip(trainer.names, models)}
             if models is not None
-            else {"train/action_barrier": self.model}
+            else {"": self.model}
         )
         if any(getattr(model.policy, "action_barrier", None) is None for model in self.targets.values()):
             raise ValueError("ActionBarrierSchedule needs MeanFieldTD3Policy models (MFTD3 or MFDDPG)")
@@ -286,7 +290,12 @@ class ActionBarrierSchedule(BaseCallback):
         return True
 
     def _set_barriers(self) -> None:
-        for key, model in self.targets.items():
-            initial, done = model.policy.action_barrier, 1.0 - progress_remaining(model)
+        for suffix, model in self.targets.items():
+            done = 1.0 - progress_remaining(model)
+            initial = model.policy.action_barrier
             model.critic.action_barrier = initial + (self.final_barrier - initial) * done
-            self.logger.record(key, model.critic.action_barrier)
+            self.logger.record("train/action_barrier" + suffix, model.critic.action_barrier)
+            if self.final_action_l2 is not None:
+                initial = model.policy.action_l2
+                model.critic.action_l2 = initial + (self.final_action_l2 - initial) * done
+                self.logger.record("train/action_l2" + suffix, model.critic.action_l2)

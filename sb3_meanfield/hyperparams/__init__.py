@@ -89,11 +89,12 @@ PER_ENV: dict[str, dict[str, Any]] = {
 ACTION_BARRIER = 0.2
 FINAL_ACTION_BARRIER = 0.1
 ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0")
+ACTION_BARRIER_SCHEDULE = "sb3_meanfield.common.callbacks.ActionBarrierSchedule"
 
 
 def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``entries`` (an rl_zoo3 table) with the decaying action barrier on the barrier ids."""
-    schedule = {"sb3_meanfield.common.callbacks.ActionBarrierSchedule": {"final_barrier": FINAL_ACTION_BARRIER}}
+    schedule = {ACTION_BARRIER_SCHEDULE: {"final_barrier": FINAL_ACTION_BARRIER}}
     for env_id in ACTION_BARRIER_ENV_IDS:
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_barrier": ACTION_BARRIER}
         entries[env_id]["callback"] = [*entries[env_id]["callback"], schedule]

@@ -148,6 +148,8 @@ class MeanFieldCritic(BaseModel):
     :param action_encoder_arch: widths of each action encoder ``g_i``.
     :param action_barrier: weight ``lambda >= 0`` of the log barrier that :meth:`q1_forward` (the actor's
         objective) adds to ``Q_1``.
+    :param action_l2: weight ``kappa >= 0`` of the quadratic ``-kappa sum_j a_j^2`` that :meth:`q1_forward` adds
+        to ``Q_1`` beside the barrier.
     """
 
     features_extractor: BaseFeaturesExtractor
@@ -167,11 +169,13 @@ class MeanFieldCritic(BaseModel):
         share_features_extractor: bool = True,
         action_encoder_arch: list[int] | None = None,
         action_barrier: float = 0.0,
+        action_l2: float = 0.0,
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
+        self.action_l2 = check_real("action_l2", action_l2, 0.0)
         action_encoder_arch = check_arch(
             "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
         )
@@ -190,16 +194,19 @@ class MeanFieldCritic(BaseModel):
         return tuple(self.q_networks(features, actions).unbind(0))
 
     def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """The actor's objective ``Q_1(s, a, m) + lambda sum_j log(1 - a_j^2)`` (SB3's TD3 and DDPG minimize minus
-        its mean, and call it for nothing else): its gradient reaches the actions only. The critic's weights enter as
-        constants, as SB3 clears the gradient the actor loss would leave on them before the critic's next step."""
+        """The actor's objective ``Q_1(s, a, m) + sum_j (lambda log(1 - a_j^2) - kappa a_j^2)`` (SB3's TD3 and DDPG
+        minimize minus its mean, and call it for nothing else): its gradient reaches the actions only. The critic's
+        weights enter as constants, as SB3 clears the gradient the actor loss would leave on them before the critic's
+        next step."""
         with th.no_grad():
             features = self.extract_features(obs, self.features_extractor)
         q_value = self.q_networks(features, actions, members=1, constant=True)[0]
-        if self.action_barrier == 0.0:
-            return q_value
-        inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
-        return q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
+        if self.action_barrier != 0.0:
+            inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
+            q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
+        if self.action_l2 != 0.0:
+            q_value = q_value - self.action_l2 * actions.square().sum(dim=1, keepdim=True)
+        return q_value
 
 
 def stacked_key(legacy: re.Match[str]) -> str:

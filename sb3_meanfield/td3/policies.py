@@ -10,7 +10,8 @@ also encodes the action: ``Q_i(s, a, m) = h_i([f_s(s, t), g_i(a), f_m(m)])`` wit
 ``Q_1(s, mu, m) + lambda sum_j log(1 - mu_j^2)``. With ``mu = tanh(z)`` the barrier's gradient in the
 pre-activation is ``-2 lambda tanh(z)``: a pull back from the action bound that, unlike the gradient of
 ``Q_1`` (damped by ``1 - tanh(z)^2``), does not vanish once the actor saturates. SAC's objective has the same
-term through the log-density of its squashed Gaussian.
+term through the log-density of its squashed Gaussian. ``action_l2 = kappa > 0`` adds ``-kappa sum_j mu_j^2``: the
+same pull toward 0 near 0 (the barrier is ``-lambda mu^2 + O(mu^4)`` there) without the barrier's ban of the bound.
 
 Actor and critic have different default encoder sizes, so the policy builds their extractors from
 their own keywords (``actor_extractor_kwargs`` / ``critic_extractor_kwargs``, on top of the role
@@ -208,6 +209,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         the critic then uses the actor's encoder sizes and does not train it).
     :param action_barrier: weight ``lambda >= 0`` of the log barrier ``lambda sum_j log(1 - mu_j^2)`` added to
         the actor's objective (module docstring); 0 (default): plain TD3/DDPG.
+    :param action_l2: weight ``kappa >= 0`` of the quadratic ``-kappa sum_j mu_j^2`` added to the actor's objective
+        (module docstring); 0 (default): none.
     """
 
     def __init__(
@@ -228,10 +231,12 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         n_critics: int = 2,
         share_features_extractor: bool = False,
         action_barrier: float = 0.0,
+        action_l2: float = 0.0,
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
         self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch)
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
+        self.action_l2 = check_real("action_l2", action_l2, 0.0)
         super().__init__(
             observation_space,
             action_space,
@@ -248,10 +253,10 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         )
 
     def critic_keywords(self) -> dict[str, Any]:
-        return {"action_barrier": self.action_barrier}
+        return {"action_barrier": self.action_barrier, "action_l2": self.action_l2}
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         return list(self.actor.mu)  # hidden layers, the action layer and tanh
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "action_barrier": self.action_barrier}
+        return {**super()._get_constructor_parameters(), **self.critic_keywords()}
