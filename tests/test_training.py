@@ -405,18 +405,20 @@ def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_i
 
 
 @pytest.mark.parametrize("algo", ["td3", "ddpg"])
-def test_crowd_ddpg_barrier_gives_way_to_a_quadratic_of_the_same_curvature(tmp_path, algo):
+@pytest.mark.parametrize("env_id", ["MFGCrowd-v0", "MFGCrowdMulti-v0"])
+def test_crowd_ddpg_barrier_gives_way_to_a_quadratic_of_the_same_curvature(algo, env_id):
     """MF-DDPG's walled-crowd schedule ends at a small barrier plus a quadratic whose curvatures at 0 add up to the
     final barrier of the other ids (``lambda log(1 - a^2) = -lambda a^2 + O(a^4)``); MF-TD3 keeps the barrier alone."""
-    config = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowd-v0", "-f", str(tmp_path)]))
-    _, model, callbacks = build(config)
-    (schedule,) = [callback for callback in callbacks if isinstance(callback, ActionBarrierSchedule)]
+    config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
+    (entry,) = [entry for entry in config["callback"] if "ActionBarrierSchedule" in next(iter(entry))]
+    schedule = ActionBarrierSchedule(**next(iter(entry.values())))
     if algo == "td3":
         assert (schedule.final_barrier, schedule.final_action_l2) == (FINAL_ACTION_BARRIER, None)
     else:
         assert 0.0 < schedule.final_barrier < FINAL_ACTION_BARRIER
         assert schedule.final_barrier + schedule.final_action_l2 == pytest.approx(FINAL_ACTION_BARRIER)
-    assert (model.policy.action_barrier, model.policy.action_l2) == (ACTION_BARRIER, 0.0)
+    policy_kwargs = config["algo_kwargs"]["policy_kwargs"]
+    assert policy_kwargs["action_barrier"] == ACTION_BARRIER and "action_l2" not in policy_kwargs  # kappa from 0
 
 
 class RecordBarrier(BaseCallback):

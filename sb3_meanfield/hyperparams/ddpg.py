@@ -1,8 +1,8 @@
 """DDPG hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`.
 
 DDPG takes TD3's values: the same policy class (one critic) and the same budget (docs/tuning.md); on
-MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too, and on MFGCrowd-v0 it trains on batches of 512 with a
-barrier that gives way to a quadratic (below).
+MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too; on the walled crowds its barrier gives way to a quadratic,
+and on MFGCrowd-v0 it trains on batches of 512 (below).
 """
 
 from sb3_meanfield.hyperparams import (
@@ -15,11 +15,14 @@ from sb3_meanfield.hyperparams import (
 from sb3_meanfield.hyperparams.td3 import COMMON, LQ_FAST
 
 hyperparams = with_action_barrier(table(COMMON))
-#: MF-DDPG on MFGCrowd-v0: the log barrier decays to 0.01 instead of 0.1 while a quadratic ``-kappa sum_j mu_j^2``
-#: grows from 0 to 0.09: the pull toward 0 keeps the curvature at 0 of a barrier of 0.1, but the bound, where the best
-#: response brakes, is no longer forbidden. Over four seeds of one machine the relative dp gap went from 0.149 /
-#: 0.144 / 0.156 / 0.202 to 0.121 / 0.096 / 0.102 / 0.160 (docs/tuning.md, "The barrier's edge"); MF-TD3 did worse.
-hyperparams["MFGCrowd-v0"]["callback"][-1] = {ACTION_BARRIER_SCHEDULE: {"final_barrier": 0.01, "final_action_l2": 0.09}}
+#: MF-DDPG on the walled crowds: the log barrier decays to 0.01 instead of 0.1 while a quadratic
+#: ``-kappa sum_j mu_j^2`` grows from 0 to 0.09: the pull toward 0 keeps the curvature at 0 of a barrier of 0.1, but
+#: the bound, where the best response brakes, is no longer forbidden. On one machine the relative dp gap of
+#: MFGCrowd-v0 went from 0.149 / 0.144 / 0.156 / 0.202 to 0.121 / 0.096 / 0.102 / 0.160 over four seeds, the largest
+#: of MFGCrowdMulti-v0 from 0.142 / 0.330 / 0.244 to 0.160 / 0.096 / 0.176 over three (docs/tuning.md, "The barrier's
+#: edge"); MF-TD3 did worse on MFGCrowd-v0.
+for env_id in ("MFGCrowd-v0", "MFGCrowdMulti-v0"):
+    hyperparams[env_id]["callback"][-1] = {ACTION_BARRIER_SCHEDULE: {"final_barrier": 0.01, "final_action_l2": 0.09}}
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-DDPG on MFGLinearQuadratic-v0: MF-TD3's half budget with the price search's values; over three seeds the
 #: relative gap went from 0.0048 / 0.0140 / 0.0123 to 0.0044 / 0.0026 / 0.0060 in about half the time, and under a
