@@ -290,12 +290,12 @@ class ActionBarrierSchedule(BaseCallback):
         return True
 
     def _set_barriers(self) -> None:
+        finals = {"action_barrier": self.final_barrier, "action_l2": self.final_action_l2}
         for suffix, model in self.targets.items():
             done = 1.0 - progress_remaining(model)
-            initial = model.policy.action_barrier
-            model.critic.action_barrier = initial + (self.final_barrier - initial) * done
-            self.logger.record("train/action_barrier" + suffix, model.critic.action_barrier)
-            if self.final_action_l2 is not None:
-                initial = model.policy.action_l2
-                model.critic.action_l2 = initial + (self.final_action_l2 - initial) * done
-                self.logger.record("train/action_l2" + suffix, model.critic.action_l2)
+            for name, final in finals.items():
+                if final is None:  # no final_action_l2: the policy's kappa stays
+                    continue
+                initial = getattr(model.policy, name)
+                setattr(model.critic, name, initial + (final - initial) * done)
+                self.logger.record(f"train/{name}{suffix}", getattr(model.critic, name))

@@ -89,15 +89,20 @@ PER_ENV: dict[str, dict[str, Any]] = {
 ACTION_BARRIER = 0.2
 FINAL_ACTION_BARRIER = 0.1
 ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0")
-ACTION_BARRIER_SCHEDULE = "sb3_meanfield.common.callbacks.ActionBarrierSchedule"
 
 
-def with_action_barrier(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) with the decaying action barrier on the barrier ids."""
-    schedule = {ACTION_BARRIER_SCHEDULE: {"final_barrier": FINAL_ACTION_BARRIER}}
+def with_action_barrier(
+    entries: dict[str, dict[str, Any]], schedules: dict[str, dict[str, float]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``entries`` (an rl_zoo3 table) with the decaying action barrier on the barrier ids; ``schedules``: the
+    ``ActionBarrierSchedule`` keywords of some of them (default ``final_barrier=FINAL_ACTION_BARRIER``)."""
     for env_id in ACTION_BARRIER_ENV_IDS:
+        schedule = (schedules or {}).get(env_id, {"final_barrier": FINAL_ACTION_BARRIER})
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_barrier": ACTION_BARRIER}
-        entries[env_id]["callback"] = [*entries[env_id]["callback"], schedule]
+        entries[env_id]["callback"] = [
+            *entries[env_id]["callback"],
+            {"sb3_meanfield.common.callbacks.ActionBarrierSchedule": dict(schedule)},
+        ]
     return entries
 
 

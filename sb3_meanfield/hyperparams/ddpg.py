@@ -5,24 +5,19 @@ MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too; on the walled crowds it
 and on MFGCrowd-v0 it trains on batches of 512 (below).
 """
 
-from sb3_meanfield.hyperparams import (
-    ACTION_BARRIER_SCHEDULE,
-    DECAYING_NOISE,
-    self_play_table,
-    table,
-    with_action_barrier,
-)
+from sb3_meanfield.hyperparams import DECAYING_NOISE, self_play_table, table, with_action_barrier
 from sb3_meanfield.hyperparams.td3 import COMMON, LQ_FAST
 
-hyperparams = with_action_barrier(table(COMMON))
 #: MF-DDPG on the walled crowds: the log barrier decays to 0.01 instead of 0.1 while a quadratic
 #: ``-kappa sum_j mu_j^2`` grows from 0 to 0.09: the pull toward 0 keeps the curvature at 0 of a barrier of 0.1, but
 #: the bound, where the best response brakes, is no longer forbidden. On one machine the relative dp gap of
 #: MFGCrowd-v0 went from 0.149 / 0.144 / 0.156 / 0.202 to 0.121 / 0.096 / 0.102 / 0.160 over four seeds, the largest
 #: of MFGCrowdMulti-v0 from 0.142 / 0.330 / 0.244 to 0.160 / 0.096 / 0.176 over three (docs/tuning.md, "The barrier's
 #: edge"); MF-TD3 did worse on MFGCrowd-v0.
-for env_id in ("MFGCrowd-v0", "MFGCrowdMulti-v0"):
-    hyperparams[env_id]["callback"][-1] = {ACTION_BARRIER_SCHEDULE: {"final_barrier": 0.01, "final_action_l2": 0.09}}
+CROWD_SCHEDULE = {"final_barrier": 0.01, "final_action_l2": 0.09}
+hyperparams = with_action_barrier(
+    table(COMMON), {env_id: CROWD_SCHEDULE for env_id in ("MFGCrowd-v0", "MFGCrowdMulti-v0")}
+)
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-DDPG on MFGLinearQuadratic-v0: MF-TD3's half budget with the price search's values; over three seeds the
 #: relative gap went from 0.0048 / 0.0140 / 0.0123 to 0.0044 / 0.0026 / 0.0060 in about half the time, and under a
