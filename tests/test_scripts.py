@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -14,7 +15,7 @@ import mfg_envs
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DPBestResponse
 from mfg_envs.game import Game, frozen_flows_returns, game_of, neutral_policies, rollout
-from sb3_meanfield import MFSAC, MFTD3
+from sb3_meanfield import MFSAC, MFTD3, ModelPolicy
 from sb3_meanfield.evaluation import TRAINING_RESOLUTION, fit_resolution
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CROWD_POLICY_KWARGS
 from sb3_meanfield.sweep import finished_run
@@ -26,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from action_saturation import main as saturation_main
 from action_saturation import played_actions
 from barrier_floor import BarrierCrowdModel
+from clone_reference import clone, observations_and_labels
+from clone_reference import main as clone_main
 from compare_algorithms import responder_template
 from crowd_gap_by_step import action_rows, gap_by_step
 from crowd_gap_by_step import main as gap_by_step_main
@@ -212,3 +215,62 @@ def test_the_barrier_game_adds_the_barrier_to_the_reward_and_its_best_response_s
     pushes = [np.abs(response(obs)) for response in responses]
     assert pushes[1].mean() < pushes[0].mean()
     assert pushes[0].max() == pytest.approx(1.0) and pushes[1].max() < 1.0
+
+
+def tiny_crowd_run(tmp_path: Path, algo: str = "td3") -> Path:
+    """A finished MFGCrowd-v0 run of 6 steps and 16 particles, with its checkpoint."""
+    flags = ["--algo", algo, "--env", "MFGCrowd-v0", "-f", str(tmp_path), "--no-progress", "-n", "80", "--no-figures"]
+    flags += ["--n-particles", "16", "--n-learners", "8", "--eval-particles", "50", "--no-eval-gap"]
+    flags += ["--hyperparams", "learning_starts:16", "batch_size:16", "callback:[]"]
+    flags += ["env_kwargs:dict(n_steps=6, population_representation='moments')"]
+    return train(parse_args(flags))
+
+
+def fixed_teacher(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """A deterministic policy of the observation, neither constant nor at the bound."""
+    return 0.8 * np.tanh(obs["state"][:, :2] - 0.5 * obs["state"][:, 2:4])
+
+
+def clone_error(model, game: Game, seed: int) -> float:
+    """Mean squared distance between the model's and the teacher's actions on the states of one episode of the
+    teacher's particles."""
+    observations, labels = observations_and_labels(game, fixed_teacher, fixed_teacher, seed)
+    return float(np.mean((ModelPolicy(model)(observations) - labels) ** 2))
+
+
+def test_clone_fits_the_actor_and_its_target_to_the_teacher(tmp_path):
+    run_dir = tiny_crowd_run(tmp_path)
+    model = MFTD3.load(run_dir / "model.zip", device="cpu")
+    env = gym.make("MFGCrowd-v0", n_steps=6, population_representation="moments")
+    game = game_of(env).clone(64)
+    before = clone_error(model, game, seed=7)
+    rounds = list(clone(model, game, fixed_teacher, rounds=2, episodes=2, steps=300, lr=3e-3))
+    assert [samples for samples, _ in rounds] == [2 * 64 * 6, 4 * 64 * 6]  # DAgger: the second round adds its own
+    assert clone_error(model, game, seed=7) < 0.1 * before
+    for target, online in zip(model.actor_target.parameters(), model.actor.parameters()):
+        assert th.equal(target, online)
+
+
+def test_clone_writes_a_resumable_copy_and_leaves_the_run_alone(tmp_path, monkeypatch, capsys):
+    import clone_reference
+
+    run_dir = tiny_crowd_run(tmp_path)
+    capsys.readouterr()  # the training's own lines
+    original = (run_dir / "checkpoint" / "training_state.pt").read_bytes()
+    monkeypatch.setattr(clone_reference, "solve_equilibrium", lambda env: SimpleNamespace(policy=fixed_teacher))
+    copy = tmp_path / "copy"
+    flags = [str(run_dir), "--rounds", "1", "--episodes", "1", "--steps", "200", "--eval-particles", "50"]
+    clone_main([*flags, "--resume-copy", str(copy)])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:4]] == ["the run's actor", "0"]
+    assert (run_dir / "checkpoint" / "training_state.pt").read_bytes() == original
+    trained = MFTD3.load(run_dir / "model.zip", device="cpu")
+    state = th.load(copy / "checkpoint" / "training_state.pt", weights_only=False)
+    game = game_of(gym.make("MFGCrowd-v0", n_steps=6, population_representation="moments")).clone(64)
+    assert clone_error(state["model"], game, seed=3) < clone_error(trained, game, seed=3)
+    resumed = train(parse_args(["--resume", str(copy), "-n", "160", "--no-progress", "--no-figures"]))
+    assert resumed == copy
+    with pytest.raises(SystemExit):
+        clone_main([str(tmp_path)])  # not a finished run folder
+    with pytest.raises(SystemExit):
+        clone_main([str(run_dir), "--rounds", "0"])
