@@ -17,6 +17,7 @@ the target says the actor can represent an equilibrium that close, whatever its 
 checkpoint (critics, replay buffer, optimizers and schedules as the run left them): ``--resume COPY -n N`` then
 trains ``N`` minus the run's transitions more from the clone, with the learning rate and the action barrier where
 the longer schedule puts them, and its final evaluation says where the algorithm's own updates take the equilibrium.
+Until then the copy's ``model.zip``, ``metrics.json`` and figures are the run's.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    if args.resume_copy is not None and args.resume_copy.exists():
+        parser.error(f"--resume-copy {args.resume_copy} exists; name a new folder")
     state_path = args.run_dir / CHECKPOINT_DIR / STATE_FILE
     if not (args.run_dir / "metrics.json").is_file() or not state_path.is_file():
         parser.error(f"{args.run_dir} is not a finished run folder with a checkpoint")

@@ -274,3 +274,5 @@ def test_clone_writes_a_resumable_copy_and_leaves_the_run_alone(tmp_path, monkey
         clone_main([str(tmp_path)])  # not a finished run folder
     with pytest.raises(SystemExit):
         clone_main([str(run_dir), "--rounds", "0"])
+    with pytest.raises(SystemExit):
+        clone_main([*flags, "--resume-copy", str(copy)])  # the copy exists
