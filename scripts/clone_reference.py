@@ -27,7 +27,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -38,10 +38,10 @@ import yaml
 
 import mfg_envs  # noqa: F401  (registers the env ids)
 from mfg_envs.core import PopulationPolicy
-from mfg_envs.equilibrium import solve_equilibrium
+from mfg_envs.equilibrium import Equilibrium, solve_equilibrium
 from mfg_envs.game import Game, game_of, population_rngs
 from sb3_meanfield import ModelPolicy
-from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, STATE_FILE
+from sb3_meanfield.common.checkpoint import CHECKPOINT_DIR, STATE_FILE, load_checkpoint, unwrapped_vec_env
 from sb3_meanfield.run import evaluate
 
 #: Regression batch size.
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.run_dir} is a {config['algo']} run of {config['env']}, not MF-TD3 or MF-DDPG on MFGCrowd-v0"
         )
     th.set_num_threads(1)
-    state = th.load(state_path, weights_only=False)  # the run's own checkpoint: arbitrary Python objects
+    state = load_checkpoint(args.run_dir)
     model = state["model"]
     env = gym.make(config["env"], **config.get("env_kwargs", {}))
-    teacher = solve_equilibrium(env).policy
+    teacher = cast(Equilibrium, solve_equilibrium(env)).policy  # MFGCrowd-v0: one population
     game = game_of(env).clone(config["n_particles"])
     print("| round | samples | last batch loss | relative dp gap of the clone |")
     print("|---|---|---|---|")
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {round_} | {samples} | {loss:.4f} | {result['relative_gap']:.4f} |", flush=True)
     if args.resume_copy is not None:
         shutil.copytree(args.run_dir, args.resume_copy)
+        model.env, state["env_wrappers"] = unwrapped_vec_env(model.env)  # saved as the checkpoint saves it
         th.save(state, args.resume_copy / CHECKPOINT_DIR / STATE_FILE)
         print(f"wrote {args.resume_copy}: python -m sb3_meanfield.train --resume {args.resume_copy} -n N")
 
