@@ -21,7 +21,7 @@ from mfg_envs.core import ConstantPolicy
 from mfg_envs.game import Game, population_rngs
 from mfg_envs.nash_gap import exact_nash_gap
 from sb3_meanfield import MFDDPG, MFSAC, MFTD3, ModelPolicy, NashGapCallback, nash_gap
-from sb3_meanfield.common.callbacks import ActionBarrierSchedule
+from sb3_meanfield.common.callbacks import ActionBarrierSchedule, PolicyAveraging
 from sb3_meanfield.common.vec_env import PopulationVecEnv, population_envs, step_populations
 from sb3_meanfield.config import build_trainer, resolve_config
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS
@@ -223,6 +223,41 @@ def test_action_barrier_schedule_follows_each_population_progress(mode):
         np.testing.assert_allclose(logged, values[-1])
 
 
+class RecordActors(BaseCallback):
+    """Every population's actor weights at the first env step of the game and after the last update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: list[dict[str, th.Tensor]] = []
+        self.last: list[dict[str, th.Tensor]] = []
+
+    def weights(self) -> list[dict[str, th.Tensor]]:
+        return [{k: v.clone() for k, v in model.actor.state_dict().items()} for model in self.model.models]
+
+    def _on_step(self) -> bool:
+        self.first = self.first or self.weights()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.last = self.weights()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_policy_averaging_averages_each_population_actor(mode):
+    """With ``start=0`` and ``every`` beyond the run, each population averages two iterates: the first (sampled at
+    the first env step of the game, whether or not it is that population's turn) and its last."""
+    trainer = tiny_trainer(MFTD3, mode)
+    trainer.set_logger(Logger(None, []))
+    record = RecordActors()
+    trainer.learn(48, callback=[record, PolicyAveraging(start=0.0, every=10**6)])
+    for model, first, last in zip(trainer.models, record.first, record.last, strict=True):
+        assert any(not th.equal(first[name], last[name]) for name in first)
+        for weights in (model.actor.state_dict(), model.actor_target.state_dict()):
+            for name, value in weights.items():
+                th.testing.assert_close(value, (first[name] + last[name]) / 2)
+    assert [trainer.logger.name_to_value[f"train/averaged_iterates/{name}"] for name in trainer.names] == [2, 2]
+
+
 def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
     """As on the one-population crowd: in the first 200 env steps of each population's turns, plain TD3 drives a
     population's actor to the action bound on every initial state (the other's too on one machine, half-way on
@@ -327,8 +362,9 @@ def test_every_algorithm_ships_hyperparameters_for_every_multi_id(algo):
         gap = ["sb3_meanfield.NashGapCallback"]  # exact on LQM, dp on the crowd
         if env_id == LQM:
             assert names == gap
-        else:  # the deterministic actors' barrier, as on the one-population crowd
-            assert names == gap + ([] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"])
+        else:  # the averaged last iterates and the deterministic actors' barrier, as on the one-population crowd
+            barrier = [] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"]
+            assert names == [*gap, "sb3_meanfield.common.callbacks.PolicyAveraging", *barrier]
 
 
 BAD_ARGUMENTS = {

@@ -21,6 +21,7 @@ from sb3_meanfield.common.callbacks import (
     ActionBarrierSchedule,
     MeanFieldMonitor,
     MixturePolicy,
+    PolicyAveraging,
     PopulationSyncCallback,
     particle_samples,
     population_change,
@@ -39,6 +40,7 @@ th.set_num_threads(1)
 
 LQ = "MFGLinearQuadratic-v0"
 ALGORITHMS = {"ddpg": MFDDPG, "td3": MFTD3, "sac": MFSAC}
+POLICY_AVERAGING_KEY = "sb3_meanfield.common.callbacks.PolicyAveraging"
 SMALL_POLICY = {
     "net_arch": {"pi": [8], "qf": [8]},
     "actor_extractor_kwargs": {"state_arch": [8], "population_arch": [8]},
@@ -469,3 +471,59 @@ def test_action_barrier_schedule_needs_a_barrier_policy():
     model = MFSAC("MeanFieldPolicy", mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10), learning_starts=10)
     with pytest.raises(ValueError, match="MeanFieldTD3Policy"):
         model.learn(20, callback=ActionBarrierSchedule(final_barrier=0.0))
+
+
+class RecordActor(BaseCallback):
+    """The actor's weights at every env step, by the model's transition count, and after the last update ("end")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: dict[int | str, dict[str, th.Tensor]] = {}
+
+    def _on_step(self) -> bool:
+        self.record(self.model.num_timesteps)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.record("end")
+
+    def record(self, key: int | str) -> None:
+        self.weights[key] = {name: value.clone() for name, value in self.model.actor.state_dict().items()}
+
+
+@pytest.mark.parametrize("algo", [MFTD3, MFSAC])
+def test_policy_averaging_loads_the_mean_of_the_sampled_iterates(algo):
+    """``start=0.5, every=10`` over 100 transitions of one agent: SB3's progress at the callback of transition ``t``
+    is ``(t - 1) / 100``, so the samples are the iterates at transitions 51, 61, 71, 81, 91 and the last one, after
+    the final update."""
+    env = mfg_envs.LinearQuadraticEnv(n_particles=20, n_steps=10)
+    model = algo("MeanFieldPolicy", env, policy_kwargs=SMALL_POLICY, learning_starts=10, seed=0)
+    record = RecordActor()
+    model.learn(100, callback=[record, PolicyAveraging(start=0.5, every=10)])
+    samples = [record.weights[t] for t in (51, 61, 71, 81, 91, "end")]
+    assert any(not th.equal(samples[0][name], samples[-1][name]) for name in samples[0])  # the actor did learn
+    averaged = model.actor.state_dict()
+    for name, value in averaged.items():
+        th.testing.assert_close(value, sum(sample[name] for sample in samples) / len(samples))
+    if algo is MFTD3:
+        for name, value in model.actor_target.state_dict().items():
+            th.testing.assert_close(value, averaged[name])
+    assert model.logger.name_to_value["train/averaged_iterates"] == 6
+
+
+@pytest.mark.parametrize(("keyword", "value"), [("start", 1.0), ("start", -0.1), ("every", 0)])
+def test_policy_averaging_rejects_bad_settings(keyword, value):
+    with pytest.raises(ValueError, match=keyword):
+        PolicyAveraging(**{keyword: value})
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
+    """Every algorithm's walled-crowd entries end on the average of the actor's iterates over the second half of the
+    run; the other ids keep the last iterate."""
+    for env_id in mfg_envs.ENV_IDS:
+        config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
+        averaging = [entry for entry in config["callback"] if "PolicyAveraging" in next(iter(entry))]
+        assert averaging == (
+            [{POLICY_AVERAGING_KEY: {"start": 0.5, "every": 25_000}}] if env_id == "MFGCrowd-v0" else []
+        )

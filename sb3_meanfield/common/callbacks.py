@@ -5,6 +5,7 @@
   average of all copies so far (fictitious play).
 - :class:`MeanFieldMonitor`: the convergence criteria of the design, logged under ``mfg/``.
 - :class:`ActionBarrierSchedule`: decays the deterministic actor's log barrier over the run.
+- :class:`PolicyAveraging`: the final actor as the average of its weights over the end of the run.
 
 All need an off-policy actor-critic model with ``model.actor`` (and ``model.critic`` for the
 monitor), as SB3's DDPG, TD3 and SAC and their mean field versions have.
@@ -250,6 +251,16 @@ class MeanFieldMonitor(BaseCallback):
         return values
 
 
+def models_by_suffix(model: Any) -> dict[str, Any]:
+    """The SB3 models a callback acts on, by the suffix of their logged keys: ``{"": model}``, or for a
+    :class:`~sb3_meanfield.training.MultiPopulationTrainer` (which passes itself as the callbacks' model) one
+    ``"/<population>"`` per population."""
+    models = getattr(model, "models", None)
+    if models is None:
+        return {"": model}
+    return {f"/{name}": member for name, member in zip(model.names, models)}
+
+
 class ActionBarrierSchedule(BaseCallback):
     """Moves the regularizers of a TD3/DDPG actor's objective (``MeanFieldTD3Policy(action_barrier=lambda_0,
     action_l2=kappa_0)``) linearly to ``final_barrier`` and ``final_action_l2`` over the run:
@@ -273,14 +284,8 @@ class ActionBarrierSchedule(BaseCallback):
         self.final_action_l2 = None if final_action_l2 is None else check_real("final_action_l2", final_action_l2, 0.0)
 
     def _on_training_start(self) -> None:
-        models = getattr(self.model, "models", None)  # a MultiPopulationTrainer's, one per population
-        trainer: Any = self.model  # then a MultiPopulationTrainer, which passes itself as the callbacks' model
         # TD3/DDPG models with a MeanFieldTD3Policy and its MeanFieldCritic (checked below)
-        self.targets: dict[str, Any] = (
-            {f"/{name}": model for name, model in zip(trainer.names, models)}
-            if models is not None
-            else {"": self.model}
-        )
+        self.targets = models_by_suffix(self.model)
         if any(getattr(model.policy, "action_barrier", None) is None for model in self.targets.values()):
             raise ValueError("ActionBarrierSchedule needs MeanFieldTD3Policy models (MFTD3 or MFDDPG)")
         self._set_barriers()
@@ -299,3 +304,61 @@ class ActionBarrierSchedule(BaseCallback):
                 initial = getattr(model.policy, name)
                 setattr(model.critic, name, initial + (final - initial) * done)
                 self.logger.record(f"train/{name}{suffix}", getattr(model.critic, name))
+
+
+class PolicyAveraging(BaseCallback):
+    """The final policy as the average of the actor's weights over the end of the run (stochastic weight averaging):
+
+    ``theta_bar = (1 / K) sum_k theta(t_k)``,  ``t_k`` every ``every`` transitions once ``start`` of the run is done
+    (SB3's progress, as the learning-rate schedules count it),
+
+    loaded into the actor (and TD3's and DDPG's target actor) when training ends. The self-play iterates of a
+    deterministic actor move from one Nash-gap check to the next by more than their trend; averaging the last
+    iterates of one small-learning-rate stretch removes that spread and keeps their common drift (docs/tuning.md,
+    "Averaging the last iterates"). Each population of a
+    :class:`~sb3_meanfield.training.MultiPopulationTrainer` averages its own actor on its own progress.
+
+    :param start: fraction of the run after which the weights are sampled, in ``[0, 1)``.
+    :param every: transitions (of the model being averaged) between two samples, >= 1.
+    """
+
+    def __init__(self, start: float = 0.75, every: int = 25_000, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.start = check_real("start", start, 0.0, 1.0, high_open=True)
+        self.every = check_int("every", every)
+        self.sums: dict[str, dict[str, th.Tensor]] = {}
+        self.counts: dict[str, int] = {}
+        self.sampled_at: dict[str, int] = {}
+        self.next_sample: dict[str, int] = {}
+
+    def _on_training_start(self) -> None:
+        self.targets = models_by_suffix(self.model)
+
+    def _on_step(self) -> bool:
+        for key, model in self.targets.items():
+            due = model.num_timesteps >= self.next_sample.get(key, 0)
+            if due and 1.0 - progress_remaining(model) >= self.start:
+                self.sample(key, model)
+        return True
+
+    def sample(self, key: str, model: Any) -> None:
+        """Add ``model``'s current actor weights to the sum of population ``key``."""
+        weights = {name: value.detach().clone() for name, value in model.actor.state_dict().items()}
+        if key in self.sums:
+            for name, value in weights.items():
+                self.sums[key][name] += value
+        else:
+            self.sums[key] = weights
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.sampled_at[key] = model.num_timesteps
+        self.next_sample[key] = model.num_timesteps + self.every
+
+    def _on_training_end(self) -> None:
+        for key, model in self.targets.items():
+            if self.sampled_at.get(key) != model.num_timesteps:  # the last iterate is always one of the averaged
+                self.sample(key, model)
+            average = {name: total / self.counts[key] for name, total in self.sums[key].items()}
+            model.actor.load_state_dict(average)
+            if getattr(model, "actor_target", None) is not None:
+                model.actor_target.load_state_dict(average)
+            self.logger.record(f"train/averaged_iterates{key}", self.counts[key])
