@@ -312,17 +312,22 @@ class PolicyAveraging(BaseCallback):
     ``theta_bar = (1 / K) sum_k theta(t_k)``,  ``t_k`` every ``every`` transitions once ``start`` of the run is done
     (SB3's progress, as the learning-rate schedules count it),
 
-    loaded into the actor (and TD3's and DDPG's target actor) when training ends. The self-play iterates of a
-    deterministic actor move from one Nash-gap check to the next by more than their trend; averaging the last
-    iterates of one small-learning-rate stretch removes that spread and keeps their common drift (docs/tuning.md,
-    "Averaging the last iterates"). Each population of a
-    :class:`~sb3_meanfield.training.MultiPopulationTrainer` averages its own actor on its own progress.
+    loaded into the actor (and TD3's and DDPG's target actor) when training ends, the last iterate always among the
+    ``theta(t_k)``. Late in a self-play run the actor's iterates move from one Nash-gap check to the next by more
+    than their trend; averaging the iterates of one small-learning-rate stretch removes that spread and keeps their
+    common drift (docs/tuning.md, "Averaging the last iterates"). Each population of a
+    :class:`~sb3_meanfield.training.MultiPopulationTrainer` averages its own actor on its own progress. The sums are
+    part of a checkpoint: a run resumed from its final checkpoint goes on from the averaged actor and adds its next
+    iterates to the same average.
+
+    ``counts`` holds the number of averaged iterates ``K`` of each population (key ``""`` for one model,
+    ``"/<population>"`` for a trainer's).
 
     :param start: fraction of the run after which the weights are sampled, in ``[0, 1)``.
     :param every: transitions (of the model being averaged) between two samples, >= 1.
     """
 
-    def __init__(self, start: float = 0.75, every: int = 25_000, verbose: int = 0) -> None:
+    def __init__(self, start: float = 0.5, every: int = 25_000, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.start = check_real("start", start, 0.0, 1.0, high_open=True)
         self.every = check_int("every", every)
@@ -338,10 +343,10 @@ class PolicyAveraging(BaseCallback):
         for key, model in self.targets.items():
             due = model.num_timesteps >= self.next_sample.get(key, 0)
             if due and 1.0 - progress_remaining(model) >= self.start:
-                self.sample(key, model)
+                self.add_iterate(key, model)
         return True
 
-    def sample(self, key: str, model: Any) -> None:
+    def add_iterate(self, key: str, model: Any) -> None:
         """Add ``model``'s current actor weights to the sum of population ``key``."""
         weights = {name: value.detach().clone() for name, value in model.actor.state_dict().items()}
         if key in self.sums:
@@ -356,9 +361,8 @@ class PolicyAveraging(BaseCallback):
     def _on_training_end(self) -> None:
         for key, model in self.targets.items():
             if self.sampled_at.get(key) != model.num_timesteps:  # the last iterate is always one of the averaged
-                self.sample(key, model)
+                self.add_iterate(key, model)
             average = {name: total / self.counts[key] for name, total in self.sums[key].items()}
             model.actor.load_state_dict(average)
             if getattr(model, "actor_target", None) is not None:
                 model.actor_target.load_state_dict(average)
-            self.logger.record(f"train/averaged_iterates{key}", self.counts[key])
