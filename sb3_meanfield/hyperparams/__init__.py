@@ -139,14 +139,14 @@ def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> lis
         if method == "dp" and env_id in MULTI_ENV_IDS:
             kwargs["eval_freq"] = MULTI_DP_EVAL_FREQ
         gap = [{"sb3_meanfield.NashGapCallback": kwargs}]
-    if env_id in POLICY_AVERAGING_ENV_IDS:
-        gap.append(deepcopy(POLICY_AVERAGING))
+    averaging = [deepcopy(POLICY_AVERAGING)] if env_id in POLICY_AVERAGING_ENV_IDS else []
     if env_id in MULTI_ENV_IDS:
-        return gap
+        return [*gap, *averaging]
     return [
         {"sb3_meanfield.common.callbacks.PopulationSyncCallback": {"sync_freq": sync_freq, "mode": "fixed_point"}},
         {"sb3_meanfield.common.callbacks.MeanFieldMonitor": {"check_freq": check_freq}},
         *gap,
+        *averaging,
     ]
 
 
