@@ -520,9 +520,9 @@ def test_policy_averaging_rejects_bad_settings(keyword, value):
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
-    """Every algorithm's walled-crowd entries end on the average of the actor's iterates over the second half of the
-    run; the other ids keep the last iterate."""
-    for env_id in mfg_envs.ENV_IDS:
+    """Every algorithm's MFGCrowd-v0 entries end on the average of the actor's iterates over the second half of the
+    run; the other ids, MFGCrowdMulti-v0 included, keep the last iterate."""
+    for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
         averaging = [entry for entry in config["callback"] if "PolicyAveraging" in next(iter(entry))]
         assert averaging == (
