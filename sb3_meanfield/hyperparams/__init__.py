@@ -127,6 +127,7 @@ DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 
 POLICY_AVERAGING: dict[str, dict[str, Any]] = {
     "sb3_meanfield.common.callbacks.PolicyAveraging": {"start": 0.5, "every": 25_000}
 }
+#: The ids whose configs end on the averaged actor (:data:`POLICY_AVERAGING`).
 POLICY_AVERAGING_ENV_IDS = ("MFGCrowd-v0",)
 
 
