@@ -39,7 +39,12 @@ CASES = {
         33,
     ),
 }
-MONITOR = "callback:[{'sb3_meanfield.common.callbacks.MeanFieldMonitor': {'check_freq': 7, 'n_probe': 32}}]"
+#: The monitor, and the averaging of the actor's last iterates, whose running sums must survive the checkpoint
+#: (samples from 30 % of the run on, every 40 transitions: on both sides of the checkpoint and the crash).
+CALLBACKS = (
+    "callback:[{'sb3_meanfield.common.callbacks.MeanFieldMonitor': {'check_freq': 7, 'n_probe': 32}},"
+    " {'sb3_meanfield.common.callbacks.PolicyAveraging': {'start': 0.3, 'every': 40}}]"
+)
 
 
 class Crash(Exception):
@@ -52,7 +57,7 @@ def run_argv(log_folder: Path, case: str) -> list[str]:
     argv += ["--n-particles", "32", "--eval-particles", "300", "--no-progress", "--no-figures"]
     argv += ["--n-learners", "8"] if mode == "self-play" else []  # a self-play flag
     argv += ["--checkpoint-freq", str(checkpoint_freq), *extra]
-    return [*argv, "--hyperparams", "learning_starts:16", "batch_size:16", f"policy_kwargs:{SMALL_POLICY!r}", MONITOR]
+    return [*argv, "--hyperparams", "learning_starts:16", "batch_size:16", f"policy_kwargs:{SMALL_POLICY!r}", CALLBACKS]
 
 
 def interrupted_run(monkeypatch: pytest.MonkeyPatch, log_folder: Path, case: str) -> Path:
