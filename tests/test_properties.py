@@ -95,6 +95,17 @@ def _rejected_floats(low: float, high: float, low_open: bool, high_open: bool) -
     return st.one_of(options) if options else st.nothing()
 
 
+def width_above(low: float, width: float) -> float:
+    """The smallest float ``x`` with ``x - low >= width`` as floats subtract (``low + width`` can round below it: at
+    ``low = 2.64e-97`` the difference came out under ``1e-100``)."""
+    x = low + width
+    while x - low < width:
+        x = math.nextafter(x, math.inf)
+    while math.nextafter(x, -math.inf) - low >= width:
+        x = math.nextafter(x, -math.inf)
+    return x
+
+
 def real(
     low: Bound = -math.inf,
     high: Bound = math.inf,
@@ -245,7 +256,8 @@ KEYWORD_SPECS: dict[type[MeanFieldModel], dict[str, Spec]] = {
         "init_mean_std": NONNEGATIVE,
         "price_min": real(),
         "price_max": real(
-            lambda c: c["price_min"] + max(MIN_WIDTH, 1e-12 * abs(c["price_min"])), depends_on=("price_min",)
+            lambda c: width_above(c["price_min"], max(MIN_WIDTH, 1e-12 * abs(c["price_min"]))),
+            depends_on=("price_min",),
         ),
     },
     ResourceModel: {
