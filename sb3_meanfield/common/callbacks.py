@@ -334,14 +334,13 @@ class PolicyAveraging(BaseCallback):
         self.sums: dict[str, dict[str, th.Tensor]] = {}
         self.counts: dict[str, int] = {}
         self.sampled_at: dict[str, int] = {}
-        self.next_sample: dict[str, int] = {}
 
     def _on_training_start(self) -> None:
         self.targets = models_by_suffix(self.model)
 
     def _on_step(self) -> bool:
         for key, model in self.targets.items():
-            due = model.num_timesteps >= self.next_sample.get(key, 0)
+            due = key not in self.sampled_at or model.num_timesteps >= self.sampled_at[key] + self.every
             if due and 1.0 - progress_remaining(model) >= self.start:
                 self.add_iterate(key, model)
         return True
@@ -356,7 +355,6 @@ class PolicyAveraging(BaseCallback):
             self.sums[key] = weights
         self.counts[key] = self.counts.get(key, 0) + 1
         self.sampled_at[key] = model.num_timesteps
-        self.next_sample[key] = model.num_timesteps + self.every
 
     def _on_training_end(self) -> None:
         for key, model in self.targets.items():
