@@ -210,6 +210,13 @@ class CrowdModel(CrowdDynamics):
         """``-l1 ||a||`` at the accelerations ``(ax, ay)`` (broadcast)."""
         return -self.action_cost * np.sqrt(ax * ax + ay * ay)
 
+    @property
+    def effort_rate(self) -> float:
+        """``c = l1 a_max``: the reward's effort term ``-l1 ||u||`` is ``-c ||a||`` in the normalized action
+        ``a = u / a_max``, the one term of the reward that depends on the action (a critic can take it exactly,
+        ``MeanFieldTD3Policy(action_cost=c)`` in sb3_meanfield)."""
+        return self.action_cost * self.action_bound
+
     def crowding(self, states: np.ndarray, mean_field: MeanField) -> np.ndarray:
         """The crowd term ``l2 m(p)`` each state pays: :meth:`crowd_cost` read at the cell holding its position."""
         return self.crowd_cost(mean_field)[cell_index(states[:, :2], self.histogram_bounds, self.n_bins)]

@@ -449,3 +449,15 @@ def test_ill_posed_crowd_aversion_is_rejected_at_construction():
         CrowdLQModel(crowd_aversion=5.0, bandwidth=0.1)
     with pytest.raises(ValueError, match="keyword"):
         CrowdLQEnv(action_cost=0.1)  # a walled-crowd keyword
+
+
+def test_effort_rate_is_the_rewards_action_term():
+    """Two copies of one env, same seed: the reward of the action ``a`` minus that of 0 is ``-effort_rate ||a||``
+    (``l1 a_max ||a||``, the part of the reward a critic may take outside its network)."""
+    rewards = []
+    for action in ([0.0, 0.0], [0.6, -0.8]):
+        env = gym.make("MFGCrowd-v0", n_particles=30, action_cost=0.15, action_bound=1.5)
+        env.reset(seed=3)
+        rewards.append(env.step(np.array(action, dtype=np.float32))[1])
+    assert env.unwrapped.population.model.effort_rate == pytest.approx(0.225)
+    assert rewards[1] - rewards[0] == pytest.approx(-0.225, rel=1e-6)

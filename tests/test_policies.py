@@ -25,6 +25,7 @@ from sb3_meanfield.common.noise import (
     VectorizedDecayingGaussianActionNoise,
     make_action_noise,
 )
+from sb3_meanfield.common.vec_env import PopulationVecEnv
 from sb3_meanfield.ddpg import MFDDPG
 from sb3_meanfield.sac import MFSAC, MeanFieldSACPolicy
 from sb3_meanfield.td3 import MFTD3, MeanFieldCritic, MeanFieldTD3Policy
@@ -241,6 +242,77 @@ def test_action_l2_survives_save_and_load(tmp_path):
 def test_bad_action_l2(kappa):
     with pytest.raises(ValueError, match="action_l2"):
         MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_l2": kappa})
+
+
+# --------------------------------------------------------------------------- the known effort cost
+def walled_crowd_env(**kwargs):
+    return gym.make("MFGCrowd-v0", n_particles=50, population_representation="moments", **kwargs)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_action_cost_is_subtracted_exactly_from_every_critic(algo):
+    """Same seed, same networks: with ``action_cost = c`` every critic, its target and the actor's objective are
+    those without it minus ``c ||a||`` (Euclidean norm of the normalized action)."""
+    env, cost = walled_crowd_env(), 0.2
+    models = [algo("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_cost": c}) for c in (0.0, cost)]
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.stack([th.linspace(-1.0, 1.0, 8), th.linspace(0.9, -0.3, 8)], dim=1)
+    actions[3] = 0.0
+    norms = th.sqrt((actions**2).sum(dim=1, keepdim=True))
+    with th.no_grad():
+        for critic in ("critic", "critic_target"):
+            plain, known = (getattr(model, critic)(obs, actions) for model in models)
+            assert len(plain) == len(known) == models[0].policy.critic.n_critics
+            for q_plain, q_known in zip(plain, known):
+                th.testing.assert_close(q_known, q_plain - cost * norms)
+        if algo is not MFSAC:  # the deterministic actors' objective
+            th.testing.assert_close(
+                models[1].critic.q1_forward(obs, actions), models[0].critic.q1_forward(obs, actions) - cost * norms
+            )
+
+
+def test_action_cost_gradient_is_the_cone_subgradient():
+    """``d(-c ||a||)/da = -c a / ||a||`` away from 0 and 0 at rest (the subgradient that lets an action stay at 0)."""
+    env, cost = walled_crowd_env(action_cost=0.15), 0.3  # l1 a_max = 0.15 * 2
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.tensor([[0.3, -0.4]] * 4 + [[0.0, 0.0]] * 4)
+    gradients = []
+    for c in (0.0, cost):
+        model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs={"action_cost": c})
+        leaf = actions.clone().requires_grad_(True)
+        gradients.append(th.autograd.grad(model.critic(obs, leaf)[0].sum(), leaf)[0])
+    expected = th.tensor([[-0.6, 0.8]] * 4 + [[0.0, 0.0]] * 4) * cost
+    th.testing.assert_close(gradients[1] - gradients[0], expected)
+
+
+@pytest.mark.parametrize("algo", [MFTD3, MFSAC])
+def test_action_cost_survives_save_and_load(algo, tmp_path):
+    model = algo("MeanFieldPolicy", walled_crowd_env(), policy_kwargs={"action_cost": 0.2})
+    model.save(tmp_path / "model.zip")
+    loaded = algo.load(tmp_path / "model.zip")
+    assert loaded.critic.action_cost == loaded.critic_target.action_cost == 0.2
+
+
+@pytest.mark.parametrize("cost", [-0.2, float("nan"), "high"])
+def test_bad_action_cost(cost):
+    with pytest.raises(ValueError, match="action_cost"):
+        MFSAC("MeanFieldPolicy", walled_crowd_env(), policy_kwargs={"action_cost": cost})
+
+
+def test_action_cost_must_be_the_rewards_own():
+    """On a population vec env the cost must be the learning population's ``effort_rate`` (``l1 a_max``)."""
+    crowd = PopulationVecEnv.from_id("MFGCrowd-v0", 40, 4, action_cost=0.15, action_bound=3.0)
+    assert crowd.population.model.effort_rate == pytest.approx(0.45)
+    assert MFDDPG("MeanFieldPolicy", crowd, policy_kwargs={"action_cost": 0.45}).critic.action_cost == 0.45
+    with pytest.raises(ValueError, match=r"action_cost must be 0 or 0.45.*got 0.2"):
+        MFDDPG("MeanFieldPolicy", crowd, policy_kwargs={"action_cost": 0.2})
+    crowd_lq = PopulationVecEnv.from_id("MFGCrowdLQ-v0", 40, 4)
+    with pytest.raises(ValueError, match="action_cost must be 0: its reward has no effort cost"):
+        MFTD3("MeanFieldPolicy", crowd_lq, policy_kwargs={"action_cost": 0.2})
+    assert MFTD3("MeanFieldPolicy", crowd_lq).critic.action_cost == 0.0
+    cheaper = PopulationVecEnv.from_id("MFGCrowd-v0", 40, 4, action_cost=0.1, action_bound=3.0)
+    with pytest.raises(ValueError, match=r"action_cost must be 0 or 0.3.*got 0.45"):  # moved to another reward
+        MFTD3("MeanFieldPolicy", crowd, policy_kwargs={"action_cost": 0.45}).set_env(cheaper)
 
 
 # --------------------------------------------------------------------------- save / load

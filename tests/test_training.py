@@ -31,6 +31,7 @@ from sb3_meanfield.common.callbacks import (
 from sb3_meanfield.common.vec_env import PopulationVecEnv
 from sb3_meanfield.config import build, resolve_config
 from sb3_meanfield.ddpg import MFDDPG
+from sb3_meanfield.flags import UsageError
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS, FINAL_ACTION_BARRIER
 from sb3_meanfield.sac import MFSAC
 from sb3_meanfield.td3 import MFTD3
@@ -528,3 +529,20 @@ def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
         assert averaging == (
             [{POLICY_AVERAGING_KEY: {"start": 0.5, "every": 25_000}}] if env_id == "MFGCrowd-v0" else []
         )
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_walled_crowd_critics_take_the_envs_own_effort_cost(algo):
+    """MF-DDPG's and MF-SAC's MFGCrowd-v0 critics take the known effort cost, the default env's ``effort_rate``
+    (``l1 a_max``), and the shipped config builds; every other entry has none; other env keywords need their own."""
+    rate = gym.make("MFGCrowd-v0").unwrapped.population.model.effort_rate
+    for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
+        config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
+        known = env_id == "MFGCrowd-v0" and algo in ("ddpg", "sac")
+        assert config["algo_kwargs"]["policy_kwargs"].get("action_cost") == (rate if known else None)
+    small = ["--algo", algo, "--env", "MFGCrowd-v0", "--n-particles", "40", "--n-learners", "4"]
+    assert build(resolve_config(parse_args(small)))[1].critic.action_cost == (rate if algo != "td3" else 0.0)
+    stronger = "env_kwargs:dict(population_representation='moments', action_bound=3.0)"
+    if algo != "td3":
+        with pytest.raises(UsageError, match=r"action_cost must be 0 or 0.3"):
+            build(resolve_config(parse_args([*small, "--hyperparams", stronger])))

@@ -286,10 +286,12 @@ class SelfPlayMixin:
                 warnings.filterwarnings("ignore", message="`n_steps=", category=UserWarning)
             super()._setup_model()  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
+        check_action_cost(self)  # type: ignore[arg-type]
 
     def set_env(self, *args: Any, **kwargs: Any) -> None:
         super().set_env(*args, **kwargs)  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
+        check_action_cost(self)  # type: ignore[arg-type]
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
         result = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
@@ -309,6 +311,19 @@ def bind_population(model: BaseAlgorithm) -> None:
     env = model.get_env()
     if env is not None and env.has_attr("follow_learner"):
         env.env_method("follow_learner", ModelPolicy(model), indices=[0])
+
+
+def check_action_cost(model: BaseAlgorithm) -> None:
+    """A critic's known effort cost (``policy_kwargs`` ``action_cost``) must be the one in the reward it learns: on a
+    :class:`PopulationVecEnv` the learning population's ``effort_rate`` (``l1 a_max`` on the walled crowds)."""
+    cost = getattr(getattr(model.policy, "critic", None), "action_cost", 0.0)
+    env = model.get_env()
+    if cost == 0.0 or env is None or not env.has_attr("population"):
+        return
+    rate = getattr(env.get_attr("population", indices=[0])[0].model, "effort_rate", None)
+    if rate is None or not np.isclose(cost, rate, rtol=1e-9, atol=0.0):
+        accepted = "0: its reward has no effort cost c ||a||" if rate is None else f"0 or {rate:.12g}, its l1 a_max"
+        raise ValueError(f"policy_kwargs action_cost must be {accepted} (the known part of the reward), got {cost}")
 
 
 def step_populations(venvs: Sequence[PopulationVecEnv], actions: Sequence[np.ndarray]) -> list[VecEnvStepReturn]:

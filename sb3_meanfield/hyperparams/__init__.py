@@ -119,6 +119,22 @@ SELF_PLAY: dict[str, Any] = {
 DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 0.2, "noise_final_std": 0.1}
 
 
+#: The walled crowds' known effort cost, taken by the critics outside their networks (``policy_kwargs``
+#: ``action_cost``, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`): the reward's ``-l1 ||u||`` is ``-c ||a||`` in
+#: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
+#: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
+CROWD_EFFORT_RATE = 0.2
+#: The ids whose critics take :data:`CROWD_EFFORT_RATE` in the tables built with :func:`with_known_effort_cost`.
+KNOWN_EFFORT_ENV_IDS = ("MFGCrowd-v0",)
+
+
+def with_known_effort_cost(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``entries`` (an rl_zoo3 table) whose :data:`KNOWN_EFFORT_ENV_IDS` critics take the known effort cost."""
+    for env_id in KNOWN_EFFORT_ENV_IDS:
+        entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_cost": CROWD_EFFORT_RATE}
+    return entries
+
+
 #: The walled crowd's final policy: the average of the actor's weights over the second half of the run, one sample
 #: every 25,000 transitions (:class:`~sb3_meanfield.common.callbacks.PolicyAveraging`). On MFGCrowd-v0 every run of
 #: the three algorithms ended closer to equilibrium (worst of three seeds: MF-TD3 0.120 -> 0.086, MF-DDPG 0.121 ->

@@ -37,6 +37,8 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
     :param action_encoder_arch: widths of the critic's action encoder (default ``[64]``).
     :param optimizer_kwargs: optimizer keywords besides the learning rate (Adam and AdamW default to their fused
         implementation, :func:`~sb3_meanfield.td3.policies.fused_optimizer_kwargs`).
+    :param action_cost: rate ``c >= 0`` of the env reward's known effort cost ``-c ||a||``, added to the soft critics
+        outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
     """
 
     def __init__(
@@ -60,9 +62,10 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        action_cost: float = 0.0,
     ) -> None:
         # read by make_actor / make_critic, which SACPolicy.__init__ calls through _build
-        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch)
+        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost)
         super().__init__(
             observation_space,
             action_space,

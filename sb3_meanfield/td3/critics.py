@@ -150,6 +150,10 @@ class MeanFieldCritic(BaseModel):
         objective) adds to ``Q_1``.
     :param action_l2: weight ``kappa >= 0`` of the quadratic ``-kappa sum_j a_j^2`` that :meth:`q1_forward` adds
         to ``Q_1`` beside the barrier.
+    :param action_cost: rate ``c >= 0`` of a known effort cost ``-c ||a||`` (Euclidean norm of the normalized
+        action) in the env's reward, added to every critic outside its network: ``Q_i = net_i(s, a, m) - c ||a||``.
+        The reward is paid for the action taken, so the decomposition is exact; the networks fit what is smooth in
+        the action, the cost's kink at ``a = 0`` is exact (docs/tuning.md, "The known effort cost").
     """
 
     features_extractor: BaseFeaturesExtractor
@@ -170,12 +174,14 @@ class MeanFieldCritic(BaseModel):
         action_encoder_arch: list[int] | None = None,
         action_barrier: float = 0.0,
         action_l2: float = 0.0,
+        action_cost: float = 0.0,
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
+        self.action_cost = check_real("action_cost", action_cost, 0.0)
         action_encoder_arch = check_arch(
             "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
         )
@@ -191,13 +197,20 @@ class MeanFieldCritic(BaseModel):
         # a shared extractor learns from the actor loss only (SB3's convention)
         with th.set_grad_enabled(not self.share_features_extractor):
             features = self.extract_features(obs, self.features_extractor)
-        return tuple(self.q_networks(features, actions).unbind(0))
+        return tuple((self.q_networks(features, actions) - self.known_cost(actions)).unbind(0))
+
+    def known_cost(self, actions: th.Tensor) -> th.Tensor | float:
+        """``c ||a||`` per row (``(batch, 1)``), or 0 without a known effort cost. Its gradient at ``a = 0`` is 0, the
+        subgradient of the cone that keeps an action at rest."""
+        if self.action_cost == 0.0:
+            return 0.0
+        return self.action_cost * th.linalg.vector_norm(actions, dim=1, keepdim=True)
 
     def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """The actor's objective ``Q_1(s, a, m) + sum_j (lambda log(1 - a_j^2) - kappa a_j^2)`` (SB3's TD3 and DDPG
-        minimize minus its mean, and call it for nothing else): its gradient reaches the actions only. The critic's
-        weights enter as constants, as SB3 clears the gradient the actor loss would leave on them before the critic's
-        next step."""
+        """The actor's objective ``Q_1(s, a, m) + sum_j (lambda log(1 - a_j^2) - kappa a_j^2)``, ``Q_1`` with its known
+        effort cost (SB3's TD3 and DDPG minimize minus its mean, and call it for nothing else): its gradient reaches
+        the actions only. The critic's weights enter as constants, as SB3 clears the gradient the actor loss would
+        leave on them before the critic's next step."""
         with th.no_grad():
             features = self.extract_features(obs, self.features_extractor)
         q_value = self.q_networks(features, actions, members=1, constant=True)[0]
@@ -206,7 +219,7 @@ class MeanFieldCritic(BaseModel):
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
         if self.action_l2 != 0.0:
             q_value = q_value - self.action_l2 * actions.square().sum(dim=1, keepdim=True)
-        return q_value
+        return q_value - self.known_cost(actions)
 
 
 def stacked_key(legacy: re.Match[str]) -> str:

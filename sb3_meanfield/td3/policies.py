@@ -91,7 +91,9 @@ class MeanFieldNetworksMixin:
         actor_extractor_kwargs: dict[str, Any] | None,
         critic_extractor_kwargs: dict[str, Any] | None,
         action_encoder_arch: list[int] | None,
+        action_cost: float,
     ) -> None:
+        self.action_cost = check_real("action_cost", action_cost, 0.0)
         self.actor_extractor_kwargs = dict(actor_extractor_kwargs or {})
         self.critic_extractor_kwargs = dict(critic_extractor_kwargs or {})
         self.action_encoder_arch = check_arch(
@@ -124,8 +126,8 @@ class MeanFieldNetworksMixin:
         return MeanFieldCritic(**critic_kwargs).to(self.device)
 
     def critic_keywords(self) -> dict[str, Any]:
-        """Policy-specific keywords of :class:`MeanFieldCritic` (none here)."""
-        return {}
+        """Keywords of :class:`MeanFieldCritic` set by the policy's own (a subclass adds its own)."""
+        return {"action_cost": self.action_cost}
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         """The layers the actor applies to its features for its deterministic action, squashing included."""
@@ -175,6 +177,7 @@ class MeanFieldNetworksMixin:
             actor_extractor_kwargs=self.actor_extractor_kwargs,
             critic_extractor_kwargs=self.critic_extractor_kwargs,
             action_encoder_arch=self.action_encoder_arch,
+            action_cost=self.action_cost,
         )
         return data
 
@@ -211,6 +214,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         the actor's objective (module docstring); 0 (default): plain TD3/DDPG.
     :param action_l2: weight ``kappa >= 0`` of the quadratic ``-kappa sum_j mu_j^2`` added to the actor's objective
         (module docstring); 0 (default): none.
+    :param action_cost: rate ``c >= 0`` of the env reward's known effort cost ``-c ||a||``, added to the critics
+        outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
     """
 
     def __init__(
@@ -232,9 +237,10 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         share_features_extractor: bool = False,
         action_barrier: float = 0.0,
         action_l2: float = 0.0,
+        action_cost: float = 0.0,
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
-        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch)
+        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost)
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
         super().__init__(
@@ -253,7 +259,7 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         )
 
     def critic_keywords(self) -> dict[str, Any]:
-        return {"action_barrier": self.action_barrier, "action_l2": self.action_l2}
+        return {**super().critic_keywords(), "action_barrier": self.action_barrier, "action_l2": self.action_l2}
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         return list(self.actor.mu)  # hidden layers, the action layer and tanh
