@@ -533,16 +533,15 @@ def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_critics_take_the_envs_own_effort_cost(algo):
-    """MF-DDPG's and MF-SAC's MFGCrowd-v0 critics take the known effort cost, the default env's ``effort_rate``
+    """Every algorithm's MFGCrowd-v0 critics take the known effort cost, the default env's ``effort_rate``
     (``l1 a_max``), and the shipped config builds; every other entry has none; other env keywords need their own."""
     rate = gym.make("MFGCrowd-v0").unwrapped.population.model.effort_rate
     for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
-        known = env_id == "MFGCrowd-v0" and algo in ("ddpg", "sac")
-        assert config["algo_kwargs"]["policy_kwargs"].get("action_cost") == (rate if known else None)
+        expected = rate if env_id == "MFGCrowd-v0" else None
+        assert config["algo_kwargs"]["policy_kwargs"].get("action_cost") == expected
     small = ["--algo", algo, "--env", "MFGCrowd-v0", "--n-particles", "40", "--n-learners", "4"]
-    assert build(resolve_config(parse_args(small)))[1].critic.action_cost == (rate if algo != "td3" else 0.0)
+    assert build(resolve_config(parse_args(small)))[1].critic.action_cost == rate
     stronger = "env_kwargs:dict(population_representation='moments', action_bound=3.0)"
-    if algo != "td3":
-        with pytest.raises(UsageError, match=r"action_cost must be 0 or 0.3"):
-            build(resolve_config(parse_args([*small, "--hyperparams", stronger])))
+    with pytest.raises(UsageError, match=r"action_cost must be 0 or 0.3"):
+        build(resolve_config(parse_args([*small, "--hyperparams", stronger])))

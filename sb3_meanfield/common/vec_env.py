@@ -314,8 +314,9 @@ def bind_population(model: BaseAlgorithm) -> None:
 
 
 def check_action_cost(model: BaseAlgorithm) -> None:
-    """A critic's known effort cost (``policy_kwargs`` ``action_cost``) must be the one in the reward it learns: on a
-    :class:`PopulationVecEnv` the learning population's ``effort_rate`` (``l1 a_max`` on the walled crowds)."""
+    """A critic's known effort cost (``policy_kwargs`` ``action_cost``) must be the one in the reward it learns: on an
+    env of this package (a :class:`PopulationVecEnv` or a ``gym.make`` env, which both have a ``population``) the
+    learning population's ``effort_rate`` (``l1 a_max`` on the walled crowds)."""
     cost = getattr(getattr(model.policy, "critic", None), "action_cost", 0.0)
     env = model.get_env()
     if cost == 0.0 or env is None or not env.has_attr("population"):
