@@ -29,7 +29,7 @@ from sb3_meanfield.common.callbacks import (
     probe_observations,
 )
 from sb3_meanfield.common.vec_env import PopulationVecEnv
-from sb3_meanfield.config import build, resolve_config
+from sb3_meanfield.config import build, build_trainer, resolve_config
 from sb3_meanfield.ddpg import MFDDPG
 from sb3_meanfield.flags import UsageError
 from sb3_meanfield.hyperparams import ACTION_BARRIER, CONCAT_POLICY_KWARGS, FINAL_ACTION_BARRIER
@@ -522,26 +522,30 @@ def test_policy_averaging_rejects_bad_settings(keyword, value):
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
     """Every algorithm's MFGCrowd-v0 entries end on the average of the actor's iterates over the second half of the
-    run; the other ids, MFGCrowdMulti-v0 included, keep the last iterate."""
+    run, and MF-SAC's MFGCrowdMulti-v0 entry; the other entries keep the last iterate."""
+    averaged = {"MFGCrowd-v0", *(("MFGCrowdMulti-v0",) if algo == "sac" else ())}
     for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
         averaging = [entry for entry in config["callback"] if "PolicyAveraging" in next(iter(entry))]
-        assert averaging == (
-            [{POLICY_AVERAGING_KEY: {"start": 0.5, "every": 25_000}}] if env_id == "MFGCrowd-v0" else []
-        )
+        assert averaging == ([{POLICY_AVERAGING_KEY: {"start": 0.5, "every": 25_000}}] if env_id in averaged else [])
 
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_critics_take_the_envs_own_effort_cost(algo):
     """Every algorithm's MFGCrowd-v0 critics take the known effort cost, the default env's ``effort_rate``
-    (``l1 a_max``), and the shipped config builds; every other entry has none; other env keywords need their own."""
+    (``l1 a_max``), and MF-SAC's MFGCrowdMulti-v0 critics; the shipped config builds; every other entry has none;
+    other env keywords need their own."""
     rate = gym.make("MFGCrowd-v0").unwrapped.population.model.effort_rate
+    known = {"MFGCrowd-v0", *(("MFGCrowdMulti-v0",) if algo == "sac" else ())}
     for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
-        expected = rate if env_id == "MFGCrowd-v0" else None
+        expected = rate if env_id in known else None
         assert config["algo_kwargs"]["policy_kwargs"].get("action_cost") == expected
     small = ["--algo", algo, "--env", "MFGCrowd-v0", "--n-particles", "40", "--n-learners", "4"]
     assert build(resolve_config(parse_args(small)))[1].critic.action_cost == rate
+    if algo == "sac":
+        two_crowds = resolve_config(parse_args([*small[:2], "--env", "MFGCrowdMulti-v0", *small[4:]]))
+        assert [model.critic.action_cost for model in build_trainer(two_crowds)[0].models] == [rate, rate]
     stronger = "env_kwargs:dict(population_representation='moments', action_bound=3.0)"
     with pytest.raises(UsageError, match=r"action_cost must be 0 or 0.3"):
         build(resolve_config(parse_args([*small, "--hyperparams", stronger])))

@@ -124,13 +124,15 @@ DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 
 #: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
 #: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
 CROWD_EFFORT_RATE = 0.2
-#: The ids whose critics take :data:`CROWD_EFFORT_RATE` in the tables built with :func:`with_known_effort_cost`.
+#: The ids whose critics take :data:`CROWD_EFFORT_RATE` by default in :func:`with_known_effort_cost`.
 KNOWN_EFFORT_ENV_IDS = ("MFGCrowd-v0",)
 
 
-def with_known_effort_cost(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) whose :data:`KNOWN_EFFORT_ENV_IDS` critics take the known effort cost."""
-    for env_id in KNOWN_EFFORT_ENV_IDS:
+def with_known_effort_cost(
+    entries: dict[str, dict[str, Any]], env_ids: tuple[str, ...] = KNOWN_EFFORT_ENV_IDS
+) -> dict[str, dict[str, Any]]:
+    """``entries`` (an rl_zoo3 table) whose ``env_ids`` critics take the known effort cost."""
+    for env_id in env_ids:
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_cost": CROWD_EFFORT_RATE}
     return entries
 
