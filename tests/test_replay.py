@@ -85,6 +85,19 @@ def test_the_algorithms_n_steps_reach_the_buffer_without_sb3_s_warning():
         MFTD3("MeanFieldPolicy", env, n_steps=4, replay_buffer_class=DictReplayBuffer, seed=0)
 
 
+def test_a_loaded_model_keeps_its_n_steps_without_sb3_s_warning(tmp_path):
+    env = PopulationVecEnv.from_id("MFGLinearQuadratic-v0", n_particles=40, n_learners=8)
+    MFTD3("MeanFieldPolicy", env, n_steps=3, gamma=0.9, learning_starts=16, seed=0).save(tmp_path / "model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = MFTD3.load(tmp_path / "model", env=env)
+    assert (loaded.replay_buffer.n_steps, loaded.replay_buffer.gamma) == (3, 0.9)
+    explicit = MFTD3("MeanFieldPolicy", env, n_steps=3, replay_buffer_class=MeanFieldReplayBuffer, seed=0)
+    assert explicit.replay_buffer.n_steps == 3
+    with pytest.raises(ValueError, match="n_steps=3 but replay_buffer_kwargs has n_steps=2"):
+        MFTD3("MeanFieldPolicy", env, n_steps=3, replay_buffer_kwargs={"n_steps": 2}, seed=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -276,11 +276,15 @@ class SelfPlayMixin:
     gamma: float
 
     def _setup_model(self) -> None:
-        ours = self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict)
-        if ours:
+        if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict):
             self.replay_buffer_class = MeanFieldReplayBuffer
-            if self.n_steps > 1:
-                self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
+        # the class is ours when a saved model is loaded too
+        ours = isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, MeanFieldReplayBuffer)
+        if ours and self.n_steps > 1:
+            buffer_n_steps = self.replay_buffer_kwargs.get("n_steps", self.n_steps)
+            if buffer_n_steps != self.n_steps:
+                raise ValueError(f"n_steps={self.n_steps} but replay_buffer_kwargs has n_steps={buffer_n_steps}")
+            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
         with warnings.catch_warnings():
             if ours:  # SB3 warns that a custom buffer ignores n_steps: this one takes it (a user's buffer may not)
                 warnings.filterwarnings("ignore", message="`n_steps=", category=UserWarning)
