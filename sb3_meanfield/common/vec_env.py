@@ -278,8 +278,8 @@ class SelfPlayMixin:
     def _setup_model(self) -> None:
         if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Dict):
             self.replay_buffer_class = MeanFieldReplayBuffer
-        # the class is ours when a saved model is loaded too
-        ours = isinstance(self.replay_buffer_class, type) and issubclass(self.replay_buffer_class, MeanFieldReplayBuffer)
+        buffer_class = self.replay_buffer_class  # ours too when a saved model is loaded
+        ours = isinstance(buffer_class, type) and issubclass(buffer_class, MeanFieldReplayBuffer)
         if ours and self.n_steps > 1:
             buffer_n_steps = self.replay_buffer_kwargs.get("n_steps", self.n_steps)
             if buffer_n_steps != self.n_steps:
