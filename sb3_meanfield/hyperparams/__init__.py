@@ -71,6 +71,8 @@ CROWD_POLICY_KWARGS: dict[str, Any] = {
     "critic_extractor_kwargs": {"state_arch": [128], "population_arch": [64]},
 }
 CROWD: dict[str, Any] = {"policy_kwargs": CROWD_POLICY_KWARGS, "env_kwargs": {"population_representation": "moments"}}
+#: The walled crowds, one population and two.
+CROWD_ENV_IDS = ("MFGCrowd-v0", "MFGCrowdMulti-v0")
 #: The price model's networks read inventory and signal, not cash.
 PRICE_POLICY_KWARGS: dict[str, Any] = {**POLICY_KWARGS, "features_extractor_kwargs": {"state_indices": [0, 2]}}
 #: The resource model's allocations do not move its states (demand and capacity are exogenous), so every discount
@@ -140,26 +142,29 @@ def with_known_effort_cost(
 #: The walled crowd's final policy: the average of the actor's weights over the second half of the run, one sample
 #: every 25,000 transitions (:class:`~sb3_meanfield.common.callbacks.PolicyAveraging`). On MFGCrowd-v0 every run of
 #: the three algorithms ended closer to equilibrium (worst of three seeds: MF-TD3 0.120 -> 0.086, MF-DDPG 0.121 ->
-#: 0.101, MF-SAC 0.107 -> 0.075); on MFGCrowdMulti-v0 two of three seeds of MF-DDPG and one of two of MF-TD3, so
-#: that id keeps the last iterate (docs/tuning.md, "Averaging the last iterates").
+#: 0.101, MF-SAC 0.107 -> 0.075); on MFGCrowdMulti-v0 alone it moved runs both ways, so there only MF-SAC and MF-TD3
+#: average, with their critics' known effort cost (docs/tuning.md, "Averaging the last iterates" and the sections
+#: after it).
 POLICY_AVERAGING: dict[str, dict[str, Any]] = {
     "sb3_meanfield.common.callbacks.PolicyAveraging": {"start": 0.5, "every": 25_000}
 }
-#: The ids whose configs end on the averaged actor (:data:`POLICY_AVERAGING`).
+#: The ids whose configs end on the averaged actor (:data:`POLICY_AVERAGING`) by default.
 POLICY_AVERAGING_ENV_IDS = ("MFGCrowd-v0",)
 
 
-def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> list[dict[str, dict[str, Any]]]:
+def callbacks(
+    env_id: str, sync_freq: int = 2500, check_freq: int = 1000, averaged: tuple[str, ...] = POLICY_AVERAGING_ENV_IDS
+) -> list[dict[str, dict[str, Any]]]:
     """Population update (dropped in self-play), convergence monitors, the Nash gap of the id's method
-    (:data:`GAP_METHODS`, :data:`GAP_CHECKS`), the averaging of the last iterates (:data:`POLICY_AVERAGING_ENV_IDS`);
-    multi ids: the per-population Nash gap of the id's method only (``eval_freq`` in env steps of the game)."""
+    (:data:`GAP_METHODS`, :data:`GAP_CHECKS`), the averaging of the last iterates on the ``averaged`` ids; multi ids:
+    the per-population Nash gap of the id's method only, and the averaging (``eval_freq`` in env steps of the game)."""
     method, gap = GAP_METHODS.get(env_id), []
     if method is not None:
         kwargs = {"eval_freq": check_freq, **GAP_CHECKS[method]}
         if method == "dp" and env_id in MULTI_ENV_IDS:
             kwargs["eval_freq"] = MULTI_DP_EVAL_FREQ
         gap = [{"sb3_meanfield.NashGapCallback": kwargs}]
-    averaging = [deepcopy(POLICY_AVERAGING)] if env_id in POLICY_AVERAGING_ENV_IDS else []
+    averaging = [deepcopy(POLICY_AVERAGING)] if env_id in averaged else []
     if env_id in MULTI_ENV_IDS:
         return [*gap, *averaging]
     return [
@@ -170,10 +175,15 @@ def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> lis
     ]
 
 
-def table(common: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{id: common | PER_ENV[id]}`` with the callbacks, for every id and ``default`` (independent copies)."""
+def table(common: dict[str, Any], averaged: tuple[str, ...] = POLICY_AVERAGING_ENV_IDS) -> dict[str, dict[str, Any]]:
+    """``{id: common | PER_ENV[id]}`` with the :func:`callbacks` (``averaged``: the ids that average the last
+    iterates), for every id and ``default`` (independent copies)."""
     return {
-        env_id: {**deepcopy(common), **deepcopy(PER_ENV.get(env_id, {})), "callback": callbacks(env_id)}
+        env_id: {
+            **deepcopy(common),
+            **deepcopy(PER_ENV.get(env_id, {})),
+            "callback": callbacks(env_id, averaged=averaged),
+        }
         for env_id in (*ENV_IDS, *MULTI_ENV_IDS, "default")
     }
 

@@ -6,6 +6,7 @@ and on MFGCrowd-v0 it trains on batches of 512 and its critic takes the known ef
 """
 
 from sb3_meanfield.hyperparams import (
+    CROWD_ENV_IDS,
     DECAYING_NOISE,
     self_play_table,
     table,
@@ -25,7 +26,7 @@ CROWD_SCHEDULE = {"final_barrier": 0.01, "final_action_l2": 0.09}
 #: averaging of the last iterates the relative dp gaps of seeds 0 / 1 / 2 went from 0.101 / 0.058 / 0.092 to
 #: 0.055 / 0.059 / 0.071 (docs/tuning.md, "The known effort cost").
 hyperparams = with_known_effort_cost(
-    with_action_barrier(table(COMMON), {env_id: CROWD_SCHEDULE for env_id in ("MFGCrowd-v0", "MFGCrowdMulti-v0")})
+    with_action_barrier(table(COMMON), {env_id: CROWD_SCHEDULE for env_id in CROWD_ENV_IDS})
 )
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-DDPG on MFGLinearQuadratic-v0: MF-TD3's half budget with the price search's values; over three seeds the
