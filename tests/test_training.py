@@ -521,9 +521,9 @@ def test_policy_averaging_rejects_bad_settings(keyword, value):
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
-    """Every algorithm's MFGCrowd-v0 entries end on the average of the actor's iterates over the second half of the
-    run, and MF-SAC's and MF-TD3's MFGCrowdMulti-v0 entries; the other entries keep the last iterate."""
-    averaged = {"MFGCrowd-v0", *(("MFGCrowdMulti-v0",) if algo in ("sac", "td3") else ())}
+    """Every algorithm's walled-crowd entries (one population and two) end on the average of the actor's iterates
+    over the second half of the run; the other entries keep the last iterate."""
+    averaged = {"MFGCrowd-v0", "MFGCrowdMulti-v0"}
     for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
         averaging = [entry for entry in config["callback"] if "PolicyAveraging" in next(iter(entry))]
@@ -532,20 +532,19 @@ def test_walled_crowd_configs_average_the_second_half_of_the_run(algo):
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_walled_crowd_critics_take_the_envs_own_effort_cost(algo):
-    """Every algorithm's MFGCrowd-v0 critics take the known effort cost, the default env's ``effort_rate``
-    (``l1 a_max``), and MF-SAC's and MF-TD3's MFGCrowdMulti-v0 critics; the shipped configs build; every other
-    entry has none; other env keywords need their own."""
+    """Every algorithm's walled-crowd critics (one population and two) take the known effort cost, the default env's
+    ``effort_rate`` (``l1 a_max``); the shipped configs build; every other entry has none; other env keywords need
+    their own."""
     rate = gym.make("MFGCrowd-v0").unwrapped.population.model.effort_rate
-    known = {"MFGCrowd-v0", *(("MFGCrowdMulti-v0",) if algo in ("sac", "td3") else ())}
+    known = {"MFGCrowd-v0", "MFGCrowdMulti-v0"}
     for env_id in (*mfg_envs.ENV_IDS, *mfg_envs.MULTI_ENV_IDS):
         config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
         expected = rate if env_id in known else None
         assert config["algo_kwargs"]["policy_kwargs"].get("action_cost") == expected
     small = ["--algo", algo, "--env", "MFGCrowd-v0", "--n-particles", "40", "--n-learners", "4"]
     assert build(resolve_config(parse_args(small)))[1].critic.action_cost == rate
-    if "MFGCrowdMulti-v0" in known:
-        two_crowds = resolve_config(parse_args([*small[:2], "--env", "MFGCrowdMulti-v0", *small[4:]]))
-        assert [model.critic.action_cost for model in build_trainer(two_crowds)[0].models] == [rate, rate]
+    two_crowds = resolve_config(parse_args([*small[:2], "--env", "MFGCrowdMulti-v0", *small[4:]]))
+    assert [model.critic.action_cost for model in build_trainer(two_crowds)[0].models] == [rate, rate]
     stronger = "env_kwargs:dict(population_representation='moments', action_bound=3.0)"
     with pytest.raises(UsageError, match=r"action_cost must be 0 or 0.3"):
         build(resolve_config(parse_args([*small, "--hyperparams", stronger])))

@@ -126,15 +126,13 @@ DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 
 #: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
 #: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
 CROWD_EFFORT_RATE = 0.2
-#: The ids whose critics take :data:`CROWD_EFFORT_RATE` by default in :func:`with_known_effort_cost`.
-KNOWN_EFFORT_ENV_IDS = ("MFGCrowd-v0",)
+#: The ids whose critics take :data:`CROWD_EFFORT_RATE` in the tables built with :func:`with_known_effort_cost`.
+KNOWN_EFFORT_ENV_IDS = CROWD_ENV_IDS
 
 
-def with_known_effort_cost(
-    entries: dict[str, dict[str, Any]], env_ids: tuple[str, ...] = KNOWN_EFFORT_ENV_IDS
-) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) whose ``env_ids`` critics take the known effort cost."""
-    for env_id in env_ids:
+def with_known_effort_cost(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``entries`` (an rl_zoo3 table) whose :data:`KNOWN_EFFORT_ENV_IDS` critics take the known effort cost."""
+    for env_id in KNOWN_EFFORT_ENV_IDS:
         entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_cost": CROWD_EFFORT_RATE}
     return entries
 
@@ -142,29 +140,28 @@ def with_known_effort_cost(
 #: The walled crowd's final policy: the average of the actor's weights over the second half of the run, one sample
 #: every 25,000 transitions (:class:`~sb3_meanfield.common.callbacks.PolicyAveraging`). On MFGCrowd-v0 every run of
 #: the three algorithms ended closer to equilibrium (worst of three seeds: MF-TD3 0.120 -> 0.086, MF-DDPG 0.121 ->
-#: 0.101, MF-SAC 0.107 -> 0.075); on MFGCrowdMulti-v0 alone it moved runs both ways, so there only MF-SAC and MF-TD3
-#: average, with their critics' known effort cost (docs/tuning.md, "Averaging the last iterates" and the sections
-#: after it).
+#: 0.101, MF-SAC 0.107 -> 0.075); on MFGCrowdMulti-v0 it moved runs both ways alone, and took the worst of three
+#: runs of every algorithm closer with the critics' known effort cost (docs/tuning.md, "Averaging the last iterates"
+#: and the sections after it).
 POLICY_AVERAGING: dict[str, dict[str, Any]] = {
     "sb3_meanfield.common.callbacks.PolicyAveraging": {"start": 0.5, "every": 25_000}
 }
-#: The ids whose configs end on the averaged actor (:data:`POLICY_AVERAGING`) by default.
-POLICY_AVERAGING_ENV_IDS = ("MFGCrowd-v0",)
+#: The ids whose configs end on the averaged actor (:data:`POLICY_AVERAGING`).
+POLICY_AVERAGING_ENV_IDS = CROWD_ENV_IDS
 
 
-def callbacks(
-    env_id: str, sync_freq: int = 2500, check_freq: int = 1000, averaged: tuple[str, ...] = POLICY_AVERAGING_ENV_IDS
-) -> list[dict[str, dict[str, Any]]]:
+def callbacks(env_id: str, sync_freq: int = 2500, check_freq: int = 1000) -> list[dict[str, dict[str, Any]]]:
     """Population update (dropped in self-play), convergence monitors, the Nash gap of the id's method
-    (:data:`GAP_METHODS`, :data:`GAP_CHECKS`), the averaging of the last iterates on the ``averaged`` ids; multi ids:
-    the per-population Nash gap of the id's method only, and the averaging (``eval_freq`` in env steps of the game)."""
+    (:data:`GAP_METHODS`, :data:`GAP_CHECKS`), the averaging of the last iterates (:data:`POLICY_AVERAGING_ENV_IDS`);
+    multi ids: the per-population Nash gap of the id's method only, and the averaging (``eval_freq`` in env steps of
+    the game)."""
     method, gap = GAP_METHODS.get(env_id), []
     if method is not None:
         kwargs = {"eval_freq": check_freq, **GAP_CHECKS[method]}
         if method == "dp" and env_id in MULTI_ENV_IDS:
             kwargs["eval_freq"] = MULTI_DP_EVAL_FREQ
         gap = [{"sb3_meanfield.NashGapCallback": kwargs}]
-    averaging = [deepcopy(POLICY_AVERAGING)] if env_id in averaged else []
+    averaging = [deepcopy(POLICY_AVERAGING)] if env_id in POLICY_AVERAGING_ENV_IDS else []
     if env_id in MULTI_ENV_IDS:
         return [*gap, *averaging]
     return [
@@ -175,15 +172,10 @@ def callbacks(
     ]
 
 
-def table(common: dict[str, Any], averaged: tuple[str, ...] = POLICY_AVERAGING_ENV_IDS) -> dict[str, dict[str, Any]]:
-    """``{id: common | PER_ENV[id]}`` with the :func:`callbacks` (``averaged``: the ids that average the last
-    iterates), for every id and ``default`` (independent copies)."""
+def table(common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{id: common | PER_ENV[id]}`` with the callbacks, for every id and ``default`` (independent copies)."""
     return {
-        env_id: {
-            **deepcopy(common),
-            **deepcopy(PER_ENV.get(env_id, {})),
-            "callback": callbacks(env_id, averaged=averaged),
-        }
+        env_id: {**deepcopy(common), **deepcopy(PER_ENV.get(env_id, {})), "callback": callbacks(env_id)}
         for env_id in (*ENV_IDS, *MULTI_ENV_IDS, "default")
     }
 
