@@ -276,7 +276,7 @@ def test_crowd_multi_actors_saturate_without_the_shipped_barrier(tmp_path):
             config["algo_kwargs"]["policy_kwargs"]["action_barrier"] = barrier
             config["callback"] = []
         trainer, callbacks = build_trainer(config)
-        shipped = [NashGapCallback, ActionBarrierSchedule]  # the dp gap checks every 2,500 env steps: none here
+        shipped = [NashGapCallback, PolicyAveraging, ActionBarrierSchedule]  # in 200 steps: no dp check, no average
         assert [type(c) for c in callbacks] == ([] if barrier is not None else shipped)
         trainer.learn(config["n_timesteps"], callback=[*callbacks, StopAfter(400)])
         assert [model.num_timesteps for model in trainer.models] == [200 * 64] * 2
@@ -363,8 +363,9 @@ def test_every_algorithm_ships_hyperparameters_for_every_multi_id(algo):
         gap = ["sb3_meanfield.NashGapCallback"]  # exact on LQM, dp on the crowd
         if env_id == LQM:
             assert names == gap
-        else:  # the deterministic actors' barrier, as on the one-population crowd
-            assert names == gap + ([] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"])
+        else:  # the averaging of the last iterates and the deterministic actors' barrier, as on the single crowd
+            barrier = [] if algo == "sac" else ["sb3_meanfield.common.callbacks.ActionBarrierSchedule"]
+            assert names == [*gap, "sb3_meanfield.common.callbacks.PolicyAveraging", *barrier]
 
 
 BAD_ARGUMENTS = {
