@@ -1,8 +1,9 @@
 """DDPG hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`.
 
 DDPG takes TD3's values: the same policy class (one critic) and the same budget (docs/tuning.md); on
-MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too; on the walled crowds its barrier gives way to a quadratic,
-and on MFGCrowd-v0 it trains on batches of 512 and its critic takes the known effort cost (below).
+MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too; on the walled crowds its barrier gives way to a quadratic
+and its critic takes the known effort cost, on MFGCrowd-v0 it trains on batches of 512 and on MFGCrowdMulti-v0 on
+three-step returns (below).
 """
 
 from sb3_meanfield.hyperparams import (
