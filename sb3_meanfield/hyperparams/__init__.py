@@ -60,15 +60,21 @@ ZOO_COMMON: dict[str, Any] = {
     "train_freq": 1,
     "gradient_steps": 1,
 }
+#: The walled crowds' known effort cost, taken by the critics outside their networks (``policy_kwargs``
+#: ``action_cost``, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`): the reward's ``-l1 ||u||`` is ``-c ||a||`` in
+#: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
+#: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
+CROWD_EFFORT_RATE = 0.2
 #: The walled crowds' networks: the population by its moments (``population_representation="moments"``: per axis the
 #: mean and standard deviation of the positions, per population), the agent's position relative to each crowd
-#: (``population_offsets``, :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`) beside its own state, and
-#: critics of 128-128; docs/tuning.md has the runs that chose each.
+#: (``population_offsets``, :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`) beside its own state,
+#: critics of 128-128 that take the known effort cost; docs/tuning.md has the runs that chose each.
 CROWD_POLICY_KWARGS: dict[str, Any] = {
     **CONCAT_POLICY_KWARGS,
     "net_arch": {"pi": [32], "qf": [128, 128]},
     "features_extractor_kwargs": {"population_offsets": [0, 1]},
     "critic_extractor_kwargs": {"state_arch": [128], "population_arch": [64]},
+    "action_cost": CROWD_EFFORT_RATE,
 }
 CROWD: dict[str, Any] = {"policy_kwargs": CROWD_POLICY_KWARGS, "env_kwargs": {"population_representation": "moments"}}
 #: The walled crowds, one population and two.
@@ -119,22 +125,6 @@ SELF_PLAY: dict[str, Any] = {
 }
 #: Self-play exploration of the deterministic actors (TD3, DDPG).
 DECAYING_NOISE: dict[str, Any] = {"noise_type": "decaying-normal", "noise_std": 0.2, "noise_final_std": 0.1}
-
-
-#: The walled crowds' known effort cost, taken by the critics outside their networks (``policy_kwargs``
-#: ``action_cost``, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`): the reward's ``-l1 ||u||`` is ``-c ||a||`` in
-#: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
-#: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
-CROWD_EFFORT_RATE = 0.2
-#: The ids whose critics take :data:`CROWD_EFFORT_RATE` in the tables built with :func:`with_known_effort_cost`.
-KNOWN_EFFORT_ENV_IDS = CROWD_ENV_IDS
-
-
-def with_known_effort_cost(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``entries`` (an rl_zoo3 table) whose :data:`KNOWN_EFFORT_ENV_IDS` critics take the known effort cost."""
-    for env_id in KNOWN_EFFORT_ENV_IDS:
-        entries[env_id]["policy_kwargs"] = {**entries[env_id]["policy_kwargs"], "action_cost": CROWD_EFFORT_RATE}
-    return entries
 
 
 #: The walled crowd's final policy: the average of the actor's weights over the second half of the run, one sample

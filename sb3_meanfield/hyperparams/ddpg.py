@@ -12,7 +12,6 @@ from sb3_meanfield.hyperparams import (
     self_play_table,
     table,
     with_action_barrier,
-    with_known_effort_cost,
 )
 from sb3_meanfield.hyperparams.td3 import COMMON, LQ_FAST
 
@@ -27,9 +26,7 @@ CROWD_SCHEDULE = {"final_barrier": 0.01, "final_action_l2": 0.09}
 #: averaging of the last iterates the relative dp gaps of seeds 0 / 1 / 2 went from 0.101 / 0.058 / 0.092 to
 #: 0.055 / 0.059 / 0.071 (docs/tuning.md, "The known effort cost"). On MFGCrowdMulti-v0 both, with three-step
 #: returns (below).
-hyperparams = with_known_effort_cost(
-    with_action_barrier(table(COMMON), {env_id: CROWD_SCHEDULE for env_id in CROWD_ENV_IDS})
-)
+hyperparams = with_action_barrier(table(COMMON), {env_id: CROWD_SCHEDULE for env_id in CROWD_ENV_IDS})
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-DDPG on MFGLinearQuadratic-v0: MF-TD3's half budget with the price search's values; over three seeds the
 #: relative gap went from 0.0048 / 0.0140 / 0.0123 to 0.0044 / 0.0026 / 0.0060 in about half the time, and under a

@@ -3,7 +3,7 @@
 SAC explores through its entropy bonus (``ent_coef="auto"``), so it takes no action noise.
 """
 
-from sb3_meanfield.hyperparams import ZOO_COMMON, self_play_table, table, with_known_effort_cost
+from sb3_meanfield.hyperparams import ZOO_COMMON, self_play_table, table
 
 COMMON = {
     **ZOO_COMMON,
@@ -15,7 +15,7 @@ COMMON = {
 #: with the averaging of the last iterates the relative dp gaps of seeds 0 / 1 / 2 went from 0.062 / 0.075 / 0.045 to
 #: 0.033 / 0.037 / 0.034, under the target of 0.05 (docs/tuning.md, "The known effort cost"). On MFGCrowdMulti-v0
 #: too, with three-step returns and the averaging of the last iterates (below).
-hyperparams = with_known_effort_cost(table(COMMON))
+hyperparams = table(COMMON)
 self_play = self_play_table()
 #: MF-SAC on MFGCrowdLQ-v0: entropy target 0 (SB3's default is minus the action dimension, -2), as under the random
 #: initial law of the LQ model; over three seeds the median relative gap fell from 0.0114 to 0.0082

@@ -6,7 +6,6 @@ from sb3_meanfield.hyperparams import (
     self_play_table,
     table,
     with_action_barrier,
-    with_known_effort_cost,
 )
 
 COMMON = {
@@ -21,7 +20,7 @@ COMMON = {
 #: 0.067 / 0.064 / 0.067 (docs/tuning.md, "The known effort cost"). On MFGCrowdMulti-v0 both together: the largest
 #: relative dp gaps went from 0.110 / 0.133 on seeds 1 / 2 (last iterate, seed 0 not run) to 0.089 / 0.109 / 0.109
 #: on seeds 0 / 1 / 2, 1.1 times that id's target of 0.1 (docs/tuning.md, "MF-TD3 on the two crowds").
-hyperparams = with_known_effort_cost(with_action_barrier(table(COMMON)))
+hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-TD3 on MFGPrice-v0: the best configuration of a 12-trial Nash-gap search (Optuna TPE, ASHA), which beat the
 #: shared values on three seeds (median relative gap 0.0089 against 0.0595; BENCHMARKS.md, section 6, has the
