@@ -22,10 +22,10 @@ COMMON = {
 #: on seeds 0 / 1 / 2, 1.1 times that id's target of 0.1 (docs/tuning.md, "MF-TD3 on the two crowds").
 hyperparams = with_action_barrier(table(COMMON))
 self_play = self_play_table(DECAYING_NOISE)
-#: MF-TD3 on MFGCrowdMulti-v0: a quarter more transitions per population, which its runs there fit in the
-#: 10 minutes of the issue's target (455-463 s of training); the largest relative dp gaps of seeds 0 / 1 / 2 went
-#: from 0.089 / 0.109 / 0.109 to 0.102 / 0.086 / 0.098, 1.02 times the target at worst (docs/tuning.md, "The
-#: deterministic actors on the two crowds"). MF-DDPG did worse there with it.
+#: MF-TD3 on MFGCrowdMulti-v0: a quarter more transitions per population, which its runs there fit within 10 minutes
+#: of training (455-463 s); the largest relative dp gaps of seeds 0 / 1 / 2 went from 0.089 / 0.109 / 0.109 to
+#: 0.102 / 0.086 / 0.098, 1.02 times that id's target of 0.1 at worst (docs/tuning.md, "The deterministic actors on
+#: the two crowds"). MF-DDPG did worse there with it.
 self_play["MFGCrowdMulti-v0"]["n_timesteps"] = 1_000_000
 #: MF-TD3 on MFGPrice-v0: the best configuration of a 12-trial Nash-gap search (Optuna TPE, ASHA), which beat the
 #: shared values on three seeds (median relative gap 0.0089 against 0.0595; BENCHMARKS.md, section 6, has the
