@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 import mfg_envs
+from mfg_envs.crowd import CrowdModel
 from sb3_meanfield.evaluation import gap_method
 
 ENV_IDS = mfg_envs.ENV_IDS
@@ -62,9 +63,10 @@ ZOO_COMMON: dict[str, Any] = {
 }
 #: The walled crowds' known effort cost, taken by the critics outside their networks (``policy_kwargs``
 #: ``action_cost``, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`): the reward's ``-l1 ||u||`` is ``-c ||a||`` in
-#: normalized actions, ``c = l1 a_max = 0.1 x 2.0`` at the ids' defaults (the algorithms refuse a value that is not
-#: the env's, so a run with another ``action_cost`` or ``action_bound`` in its ``env_kwargs`` sets its own).
-CROWD_EFFORT_RATE = 0.2
+#: normalized actions, ``c = l1 a_max`` (``effort_rate``), 0.1 x 2.0 = 0.2 at the model's defaults (the algorithms
+#: refuse a value that is not the env's, so a run with another ``action_cost`` or ``action_bound`` in its
+#: ``env_kwargs`` sets its own).
+CROWD_EFFORT_RATE = CrowdModel().effort_rate
 #: The walled crowds' networks: the population by its moments (``population_representation="moments"``: per axis the
 #: mean and standard deviation of the positions, per population), the agent's position relative to each crowd
 #: (``population_offsets``, :class:`~sb3_meanfield.common.encoders.MeanFieldExtractor`) beside its own state,
