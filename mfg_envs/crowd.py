@@ -99,6 +99,14 @@ class CrowdDynamics(MeanFieldModel):
     def normalized_action(self, states: np.ndarray, physical: np.ndarray) -> np.ndarray:
         return physical / self.action_bound
 
+    @property
+    def post_decision_matrix(self) -> np.ndarray:
+        """``B`` ``(4, 2)`` with ``w = s + B a`` the post-decision state of the normalized action ``a``: the action
+        moves only the velocity, ``w = (p, v + dt a_max a)``, and the next state is ``w`` plus noise (then the wall
+        rule), so ``Q(s, a)`` depends on the action through ``w`` and the reward's own action term only (what a
+        post-decision critic, ``MeanFieldCritic(post_decision=True)`` in sb3_meanfield, is built on)."""
+        return np.vstack([np.zeros((2, 2)), self.dt * self.action_bound * np.eye(2)])
+
     def transition(
         self, states: np.ndarray, actions: np.ndarray, mean_field: MeanField, n: int, noise: np.ndarray
     ) -> np.ndarray:
@@ -209,6 +217,11 @@ class CrowdModel(CrowdDynamics):
     def action_reward(self, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
         """``-l1 ||a||`` at the accelerations ``(ax, ay)`` (broadcast)."""
         return -self.action_cost * np.sqrt(ax * ax + ay * ay)
+
+    @property
+    def goal_state(self) -> np.ndarray:
+        """``s_goal = (g_x, g_y, 0, 0)``: the reward's state part is ``-||s - s_goal||``."""
+        return self._goal_state.copy()
 
     @property
     def effort_rate(self) -> float:

@@ -461,3 +461,29 @@ def test_effort_rate_is_the_rewards_action_term():
         rewards.append(env.step(np.array(action, dtype=np.float32))[1])
     assert env.unwrapped.population.model.effort_rate == pytest.approx(0.225)
     assert rewards[1] - rewards[0] == pytest.approx(-0.225, rel=1e-6)
+
+
+@pytest.mark.parametrize("model", [CrowdModel(), CrowdModel(action_bound=3.0, horizon=2.0, n_steps=25)])
+def test_the_action_moves_the_next_state_only_through_the_post_decision_state(model):
+    """``post_decision_matrix`` is the dynamics' own: two (state, normalized action) pairs with the same
+    ``w = s + B a`` (same position, velocities that differ by what the actions make up) move to the same next state
+    under the same noise, walls included; the reward's state part is ``-||s - goal_state||``."""
+    rng = np.random.default_rng(3)
+    states = np.column_stack([rng.uniform(-2.0, 2.0, (400, 2)), rng.normal(0.0, 1.5, (400, 2))])
+    actions = rng.uniform(-1.0, 1.0, (400, 2))
+    post = states + actions @ model.post_decision_matrix.T
+    other_actions = rng.uniform(-1.0, 1.0, (400, 2))
+    other_states = post - other_actions @ model.post_decision_matrix.T
+    np.testing.assert_array_equal(other_states[:, :2], states[:, :2])
+    noise = model.noise(400, rng)
+    moved = [
+        model.transition(s, model.physical_action(s, a), {}, 0, noise)
+        for s, a in ((states, actions), (other_states, other_actions))
+    ]
+    np.testing.assert_allclose(moved[0], moved[1], atol=1e-12)
+    assert (np.abs(moved[0][:, :2]) == 2.0).any()  # some particles met a wall
+    density = {"density": np.zeros(model.n_bins**2)}
+    no_effort = np.zeros((400, 2))
+    np.testing.assert_allclose(
+        model.reward(states, no_effort, density, 0), -np.linalg.norm(states - model.goal_state, axis=1)
+    )

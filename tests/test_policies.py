@@ -315,6 +315,91 @@ def test_action_cost_must_be_the_rewards_own():
         MFTD3("MeanFieldPolicy", crowd, policy_kwargs={"action_cost": 0.45}).set_env(cheaper)
 
 
+def post_decision_kwargs(**changes):
+    """The walled crowds' post-decision critic keywords (a new dict each time: SB3's SAC writes into its keywords)."""
+    return {"post_decision": True, "action_encoder_arch": [], "action_cost": 0.2, **changes}
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_post_decision_critics_read_the_action_only_through_the_post_decision_state(algo):
+    """With ``post_decision`` every critic, its target and the actor's objective are ``-||s - s_goal|| - c ||a||``
+    plus a function of ``w = s + B a``: pairs ``(s, a)``, ``(s', a')`` with the same ``w`` and the same position differ
+    by exactly the difference of the known terms; ``B`` and ``s_goal`` are the env's."""
+    env = walled_crowd_env()
+    model = algo("MeanFieldPolicy", env, seed=0, policy_kwargs=post_decision_kwargs())
+    crowd = env.unwrapped.game.model.populations[0]
+    matrix = th.as_tensor(crowd.post_decision_matrix, dtype=th.float32)
+    for critic in (model.critic, model.critic_target):
+        th.testing.assert_close(critic.post_decision_matrix, matrix)
+        th.testing.assert_close(critic.goal_state, th.as_tensor(crowd.goal_state, dtype=th.float32))
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.stack([th.linspace(-1.0, 1.0, 8), th.linspace(0.9, -0.3, 8)], dim=1)
+    other = th.flip(actions, dims=[0])
+    moved = {**obs, "state": obs["state"] + (actions - other) @ matrix.T}
+
+    def known(observation, action):
+        distance = th.linalg.vector_norm(observation["state"] - th.tensor([1.0, 0.0, 0.0, 0.0]), dim=1, keepdim=True)
+        return -distance - 0.2 * th.linalg.vector_norm(action, dim=1, keepdim=True)
+
+    with th.no_grad():
+        for critic in (model.critic, model.critic_target):
+            for q, q_moved in zip(critic(obs, actions), critic(moved, other)):
+                th.testing.assert_close(q - known(obs, actions), q_moved - known(moved, other))
+        if algo is not MFSAC:
+            th.testing.assert_close(
+                model.critic.q1_forward(obs, actions) - known(obs, actions),
+                model.critic.q1_forward(moved, other) - known(moved, other),
+            )
+            th.testing.assert_close(model.critic.q1_forward(obs, actions), model.critic(obs, actions)[0])
+
+
+def test_post_decision_actor_gradient_passes_through_the_critic_extractor():
+    """The actor's objective reaches the action through the post-decision features: its gradient is the one of
+    ``Q_1`` itself (autograd through the whole critic), not zero."""
+    env = walled_crowd_env()
+    model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs=post_decision_kwargs())
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    leaf = th.full((8, 2), 0.3, requires_grad=True)
+    through_objective = th.autograd.grad(model.critic.q1_forward(obs, leaf).sum(), leaf)[0]
+    through_q1 = th.autograd.grad(model.critic(obs, leaf)[0].sum(), leaf)[0]
+    th.testing.assert_close(through_objective, through_q1)
+    cost_only = -0.2 * leaf.detach() / th.linalg.vector_norm(leaf.detach(), dim=1, keepdim=True)
+    assert (through_objective - cost_only).abs().max() > 1e-4  # the network's slope along the velocity
+
+
+@pytest.mark.parametrize("algo", [MFTD3, MFSAC])
+def test_post_decision_survives_save_and_load(algo, tmp_path):
+    """The saved critics keep the env's ``B`` and goal: here the blue crowd's goal ``(-1, 0)`` of the two crowds."""
+    two_crowds = gym.make("MFGCrowdMulti-v0", n_particles=40, population_representation="moments")
+    blue = PopulationVecEnv(two_crowds, "blue", 4)
+    model = algo("MeanFieldPolicy", blue, policy_kwargs=post_decision_kwargs())
+    model.save(tmp_path / "model.zip")
+    loaded = algo.load(tmp_path / "model.zip")
+    for critic in (loaded.critic, loaded.critic_target):
+        assert critic.post_decision
+        th.testing.assert_close(critic.goal_state, th.tensor([-1.0, 0.0, 0.0, 0.0]))
+        th.testing.assert_close(critic.post_decision_matrix, model.critic.post_decision_matrix)
+
+
+def test_post_decision_needs_the_envs_structure():
+    crowd_lq = PopulationVecEnv.from_id("MFGCrowdLQ-v0", 40, 4)
+    with pytest.raises(ValueError, match="post_decision=True needs an env"):
+        MFTD3("MeanFieldPolicy", crowd_lq, policy_kwargs={"post_decision": True, "action_encoder_arch": []})
+    env = walled_crowd_env()
+    with pytest.raises(ValueError, match=r"action_encoder_arch must be \[\]"):
+        MFTD3("MeanFieldPolicy", env, policy_kwargs={"post_decision": True})
+    with pytest.raises(ValueError, match="share_features_extractor must be False"):
+        MFTD3("MeanFieldPolicy", env, policy_kwargs=post_decision_kwargs(share_features_extractor=True))
+    with pytest.raises(ValueError, match="post_decision must be True or False"):
+        MFSAC("MeanFieldPolicy", env, policy_kwargs=post_decision_kwargs(post_decision="yes"))
+    policy = MeanFieldTD3Policy(env.observation_space, env.action_space, lambda _: 1e-3, **post_decision_kwargs())
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    with pytest.raises(RuntimeError, match="configure_post_decision"):
+        policy.critic(obs, th.zeros(8, 2))
+    with pytest.raises(ValueError, match="goal_state must be finite with shape"):
+        policy.critic.configure_post_decision(np.zeros((4, 2)), np.zeros(3))
+
+
 # --------------------------------------------------------------------------- save / load
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_gives_identical_actions(trained, algo, tmp_path):

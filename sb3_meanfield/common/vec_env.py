@@ -291,11 +291,13 @@ class SelfPlayMixin:
             super()._setup_model()  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
         check_action_cost(self)  # type: ignore[arg-type]
+        configure_post_decision(self)  # type: ignore[arg-type]
 
     def set_env(self, *args: Any, **kwargs: Any) -> None:
         super().set_env(*args, **kwargs)  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
         check_action_cost(self)  # type: ignore[arg-type]
+        configure_post_decision(self)  # type: ignore[arg-type]
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
         result = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
@@ -329,6 +331,28 @@ def check_action_cost(model: BaseAlgorithm) -> None:
     if rate is None or not np.isclose(cost, rate, rtol=1e-9, atol=0.0):
         accepted = "0: its reward has no effort cost c ||a||" if rate is None else f"0 or {rate:.12g}, its l1 a_max"
         raise ValueError(f"policy_kwargs action_cost must be {accepted} (the known part of the reward), got {cost}")
+
+
+def configure_post_decision(model: BaseAlgorithm) -> None:
+    """Give a ``post_decision`` critic and its target (``policy_kwargs`` ``post_decision=True``) the learning
+    population's post-decision map ``B`` and goal state (``post_decision_matrix``, ``goal_state`` of the walled
+    crowds' models); ``ValueError`` on an env whose model has none. Without an env (a model loaded alone) the
+    critics keep what they were saved with."""
+    critics: list[Any] = [getattr(model.policy, name, None) for name in ("critic", "critic_target")]
+    critics = [critic for critic in critics if getattr(critic, "post_decision", False)]
+    env = model.get_env()
+    if not critics or env is None:
+        return
+    population_model = env.get_attr("population", indices=[0])[0].model if env.has_attr("population") else None
+    matrix = getattr(population_model, "post_decision_matrix", None)
+    goal_state = getattr(population_model, "goal_state", None)
+    if matrix is None or goal_state is None:
+        raise ValueError(
+            "policy_kwargs post_decision=True needs an env whose action moves the next state only through a "
+            f"post-decision state and whose reward's state part is -||s - s_goal|| (the walled crowds), got {env}"
+        )
+    for critic in critics:
+        critic.configure_post_decision(matrix, goal_state)
 
 
 def step_populations(venvs: Sequence[PopulationVecEnv], actions: Sequence[np.ndarray]) -> list[VecEnvStepReturn]:

@@ -99,6 +99,14 @@ PER_ENV: dict[str, dict[str, Any]] = {
 ACTION_BARRIER = 0.2
 FINAL_ACTION_BARRIER = 0.1
 ACTION_BARRIER_ENV_IDS = ("MFGCrowdLQ-v0", "MFGCrowd-v0", "MFGCrowdMulti-v0")
+#: The barrier schedule of MF-DDPG and MF-TD3 on the walled crowds: the log barrier decays to 0.01
+#: instead of 0.1 while a quadratic ``-kappa sum_j mu_j^2`` grows from 0 to 0.09: the pull toward 0 keeps the
+#: curvature at 0 of a barrier of 0.1, but the bound, where the best response brakes, is no longer forbidden. On one
+#: machine MF-DDPG's relative dp gap of MFGCrowd-v0 went from 0.149 / 0.144 / 0.156 / 0.202 to 0.121 / 0.096 /
+#: 0.102 / 0.160 over four seeds, the largest of MFGCrowdMulti-v0 from 0.142 / 0.330 / 0.244 to 0.160 / 0.096 /
+#: 0.176 over three (docs/tuning.md, "The barrier's edge"). MF-TD3 did worse with it until its critics read the
+#: post-decision state (docs/tuning.md, "The post-decision critic").
+BARRIER_TO_QUADRATIC = {"final_barrier": 0.01, "final_action_l2": 0.09}
 
 
 def with_action_barrier(

@@ -7,6 +7,7 @@ three-step returns (below).
 """
 
 from sb3_meanfield.hyperparams import (
+    BARRIER_TO_QUADRATIC,
     CROWD_ENV_IDS,
     DECAYING_NOISE,
     self_play_table,
@@ -15,18 +16,12 @@ from sb3_meanfield.hyperparams import (
 )
 from sb3_meanfield.hyperparams.td3 import COMMON, LQ_FAST
 
-#: MF-DDPG on the walled crowds: the log barrier decays to 0.01 instead of 0.1 while a quadratic
-#: ``-kappa sum_j mu_j^2`` grows from 0 to 0.09: the pull toward 0 keeps the curvature at 0 of a barrier of 0.1, but
-#: the bound, where the best response brakes, is no longer forbidden. On one machine the relative dp gap of
-#: MFGCrowd-v0 went from 0.149 / 0.144 / 0.156 / 0.202 to 0.121 / 0.096 / 0.102 / 0.160 over four seeds, the largest
-#: of MFGCrowdMulti-v0 from 0.142 / 0.330 / 0.244 to 0.160 / 0.096 / 0.176 over three (docs/tuning.md, "The barrier's
-#: edge"); MF-TD3 did worse on MFGCrowd-v0.
-CROWD_SCHEDULE = {"final_barrier": 0.01, "final_action_l2": 0.09}
-#: MF-DDPG on MFGCrowd-v0: its critic takes the known effort cost ``-l1 a_max ||a||`` outside its network; with the
+#: MF-DDPG on the walled crowds: the barrier gives way to a quadratic (:data:`BARRIER_TO_QUADRATIC`). On MFGCrowd-v0
+#: its critic takes the known effort cost ``-l1 a_max ||a||`` outside its network; with the
 #: averaging of the last iterates the relative dp gaps of seeds 0 / 1 / 2 went from 0.101 / 0.058 / 0.092 to
 #: 0.055 / 0.059 / 0.071 (docs/tuning.md, "The known effort cost"). On MFGCrowdMulti-v0 both, with three-step
 #: returns (below).
-hyperparams = with_action_barrier(table(COMMON), {env_id: CROWD_SCHEDULE for env_id in CROWD_ENV_IDS})
+hyperparams = with_action_barrier(table(COMMON), {env_id: BARRIER_TO_QUADRATIC for env_id in CROWD_ENV_IDS})
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-DDPG on MFGLinearQuadratic-v0: MF-TD3's half budget with the price search's values; over three seeds the
 #: relative gap went from 0.0048 / 0.0140 / 0.0123 to 0.0044 / 0.0026 / 0.0060 in about half the time, and under a

@@ -1,6 +1,8 @@
 """TD3 hyperparameters (rl_zoo3 format) for every mfg_envs id; see :mod:`sb3_meanfield.hyperparams`."""
 
 from sb3_meanfield.hyperparams import (
+    BARRIER_TO_QUADRATIC,
+    CROWD_ENV_IDS,
     DECAYING_NOISE,
     ZOO_COMMON,
     self_play_table,
@@ -20,7 +22,14 @@ COMMON = {
 #: 0.067 / 0.064 / 0.067 (docs/tuning.md, "The known effort cost"). On MFGCrowdMulti-v0 both together: the largest
 #: relative dp gaps went from 0.110 / 0.133 on seeds 1 / 2 (last iterate, seed 0 not run) to 0.089 / 0.109 / 0.109
 #: on seeds 0 / 1 / 2, 1.1 times that id's target of 0.1 (docs/tuning.md, "MF-TD3 on the two crowds").
-hyperparams = with_action_barrier(table(COMMON))
+#: Then, on both: critics on the post-decision state ``w = (p, v + dt u)`` (``post_decision``,
+#: :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`: the action's effect on ``Q`` is the value's own slope along
+#: the velocity) and MF-DDPG's barrier schedule (:data:`BARRIER_TO_QUADRATIC`). The relative dp gaps of MFGCrowd-v0
+#: went from 0.067 / 0.064 / 0.068 to 0.043 / 0.036 / 0.041 on seeds 0 / 1 / 2, the largest of MFGCrowdMulti-v0
+#: from 0.102 / 0.086 / 0.098 to 0.094 / 0.053 / 0.070 (docs/tuning.md, "The post-decision critic").
+hyperparams = with_action_barrier(table(COMMON), {env_id: BARRIER_TO_QUADRATIC for env_id in CROWD_ENV_IDS})
+for crowd_id in CROWD_ENV_IDS:
+    hyperparams[crowd_id]["policy_kwargs"] = {**hyperparams[crowd_id]["policy_kwargs"], "post_decision": True}
 self_play = self_play_table(DECAYING_NOISE)
 #: MF-TD3 on MFGCrowdMulti-v0: a quarter more transitions per population, which its runs there fit within 10 minutes
 #: of training (455-463 s); the largest relative dp gaps of seeds 0 / 1 / 2 went from 0.089 / 0.109 / 0.109 to

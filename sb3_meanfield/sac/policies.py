@@ -39,6 +39,8 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
         implementation, :func:`~sb3_meanfield.td3.policies.fused_optimizer_kwargs`).
     :param action_cost: rate ``c >= 0`` of the env reward's known effort cost ``-c ||a||``, added to the soft critics
         outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
+    :param post_decision: soft critics on the post-decision state instead of the action (``MeanFieldCritic``), for
+        the walled crowds; False (default): critics of the state and the action.
     """
 
     def __init__(
@@ -63,9 +65,12 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
         n_critics: int = 2,
         share_features_extractor: bool = False,
         action_cost: float = 0.0,
+        post_decision: bool = False,
     ) -> None:
         # read by make_actor / make_critic, which SACPolicy.__init__ calls through _build
-        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost)
+        self._set_mean_field_kwargs(
+            actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost, post_decision
+        )
         super().__init__(
             observation_space,
             action_space,

@@ -20,10 +20,11 @@ from collections import defaultdict
 from itertools import pairwise
 from typing import Any, cast
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel
-from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.preprocessing import get_action_dim, get_flattened_obs_dim
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs
@@ -154,9 +155,19 @@ class MeanFieldCritic(BaseModel):
         action) in the env's reward, added to every critic outside its network: ``Q_i = net_i(s, a, m) - c ||a||``.
         The reward is paid for the action taken, so the decomposition is exact; the networks fit what is smooth in
         the action, the cost's kink at ``a = 0`` is exact (docs/tuning.md, "The known effort cost").
+    :param post_decision: the critics read the post-decision state ``w = s + B a`` instead of the action, for
+        dynamics in which the action moves the next state only through ``w`` and a reward whose state part is
+        ``-||s - s_goal||``: ``Q_i = -||s - s_goal|| - c ||a|| + net_i(w, t, m)``, exact for such a model (the walled
+        crowds: ``w`` is the state with the velocity ``v + dt u``). ``B`` and ``s_goal`` come from the env
+        (:meth:`configure_post_decision`, called by the algorithms when they get their env); until then the
+        critic refuses to evaluate. The action's effect on ``Q`` is then the value's own slope along the velocity,
+        learned from every state the population visits, not only from the actions explored at each state
+        (docs/tuning.md, "The post-decision critic").
     """
 
     features_extractor: BaseFeaturesExtractor
+    post_decision_matrix: th.Tensor  # buffers of a post_decision critic
+    goal_state: th.Tensor
     #: Largest ``|a|`` the barrier is evaluated at (``log(1 - a^2)`` is finite there in float32).
     BARRIER_EDGE = 1.0 - 1e-6
 
@@ -175,6 +186,7 @@ class MeanFieldCritic(BaseModel):
         action_barrier: float = 0.0,
         action_l2: float = 0.0,
         action_cost: float = 0.0,
+        post_decision: bool = False,
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
@@ -185,19 +197,59 @@ class MeanFieldCritic(BaseModel):
         action_encoder_arch = check_arch(
             "action_encoder_arch", DEFAULT_ACTION_ENCODER_ARCH if action_encoder_arch is None else action_encoder_arch
         )
+        if not isinstance(post_decision, bool):
+            raise ValueError(f"post_decision must be True or False, got {post_decision!r}")
         self.share_features_extractor = share_features_extractor
+        if post_decision and share_features_extractor:
+            raise ValueError("post_decision needs the critic's own extractor: share_features_extractor must be False")
+        if post_decision and action_encoder_arch:
+            raise ValueError(
+                f"post_decision critics take no action input: action_encoder_arch must be [], got {action_encoder_arch}"
+            )
+        if post_decision and not (isinstance(observation_space, spaces.Dict) and "state" in observation_space.spaces):
+            raise ValueError(f"post_decision needs a Dict observation with a 'state' entry, got {observation_space}")
+        self.post_decision = post_decision
         self.n_critics = n_critics
+        action_dim = get_action_dim(self.action_space)
         self.q_networks = StackedQNetworks(
-            n_critics, features_dim, get_action_dim(self.action_space), action_encoder_arch, net_arch, activation_fn
+            n_critics, features_dim, 0 if post_decision else action_dim, action_encoder_arch, net_arch, activation_fn
         )
+        if post_decision:  # NaN until configure_post_decision: an unconfigured critic must not train
+            state_dim = get_flattened_obs_dim(cast(spaces.Dict, observation_space)["state"])
+            self.register_buffer("post_decision_matrix", th.full((state_dim, action_dim), math.nan))
+            self.register_buffer("goal_state", th.full((state_dim,), math.nan))
         self.register_load_state_dict_pre_hook(stack_legacy_keys)
+
+    def configure_post_decision(self, matrix: np.ndarray, goal_state: np.ndarray) -> None:
+        """Set ``B`` (``(d_s, d_a)``: ``w = s + B a``) and ``s_goal`` (``(d_s,)``) of a ``post_decision`` critic."""
+        for name, value in (("post_decision_matrix", matrix), ("goal_state", goal_state)):
+            buffer = getattr(self, name)
+            tensor = th.as_tensor(np.asarray(value), dtype=buffer.dtype)
+            if tensor.shape != buffer.shape or not th.isfinite(tensor).all():
+                raise ValueError(f"{name} must be finite with shape {tuple(buffer.shape)}, got {np.asarray(value)!r}")
+            buffer.copy_(tensor)
 
     def forward(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """``(Q_1(s, a, m), ..., Q_n(s, a, m))``, each of shape ``(batch, 1)``."""
+        if self.post_decision:
+            features, known = self.post_decision_features(obs, actions)
+            return tuple((self.q_networks(features, actions[:, :0]) + known).unbind(0))
         # a shared extractor learns from the actor loss only (SB3's convention)
         with th.set_grad_enabled(not self.share_features_extractor):
             features = self.extract_features(obs, self.features_extractor)
         return tuple((self.q_networks(features, actions) - self.known_cost(actions)).unbind(0))
+
+    def post_decision_features(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """The features of the post-decision observation (the state ``w = s + B a``) and the known part of ``Q``,
+        ``-||s - s_goal|| - c ||a||`` (``(batch, 1)``)."""
+        observations = cast(dict[str, th.Tensor], obs)
+        state = observations["state"]
+        if self.goal_state.isnan().any():
+            raise RuntimeError("a post_decision critic needs configure_post_decision (from its env) before use")
+        post = {**observations, "state": state + actions @ self.post_decision_matrix.T}
+        features = self.extract_features(post, self.features_extractor)
+        distance = th.linalg.vector_norm(state - self.goal_state, dim=1, keepdim=True)
+        return features, -distance - self.known_cost(actions)
 
     def known_cost(self, actions: th.Tensor) -> th.Tensor | float:
         """``c ||a||`` per row (``(batch, 1)``), or 0 without a known effort cost. Its gradient at ``a = 0`` is 0, the
@@ -211,15 +263,19 @@ class MeanFieldCritic(BaseModel):
         effort cost (SB3's TD3 and DDPG minimize minus its mean, and call it for nothing else): its gradient reaches
         the actions only. The critic's weights enter as constants, as SB3 clears the gradient the actor loss would
         leave on them before the critic's next step."""
-        with th.no_grad():
-            features = self.extract_features(obs, self.features_extractor)
-        q_value = self.q_networks(features, actions, members=1, constant=True)[0]
+        if self.post_decision:  # the action reaches Q through the features: the extractor enters the gradient
+            features, known = self.post_decision_features(obs, actions)
+            q_value = self.q_networks(features, actions[:, :0], members=1, constant=True)[0] + known
+        else:
+            with th.no_grad():
+                features = self.extract_features(obs, self.features_extractor)
+            q_value = self.q_networks(features, actions, members=1, constant=True)[0] - self.known_cost(actions)
         if self.action_barrier != 0.0:
             inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
         if self.action_l2 != 0.0:
             q_value = q_value - self.action_l2 * actions.square().sum(dim=1, keepdim=True)
-        return q_value - self.known_cost(actions)
+        return q_value
 
 
 def stacked_key(legacy: re.Match[str]) -> str:

@@ -92,8 +92,10 @@ class MeanFieldNetworksMixin:
         critic_extractor_kwargs: dict[str, Any] | None,
         action_encoder_arch: list[int] | None,
         action_cost: float,
+        post_decision: bool = False,
     ) -> None:
         self.action_cost = check_real("action_cost", action_cost, 0.0)
+        self.post_decision = post_decision
         self.actor_extractor_kwargs = dict(actor_extractor_kwargs or {})
         self.critic_extractor_kwargs = dict(critic_extractor_kwargs or {})
         self.action_encoder_arch = check_arch(
@@ -127,7 +129,7 @@ class MeanFieldNetworksMixin:
 
     def critic_keywords(self) -> dict[str, Any]:
         """Keywords of :class:`MeanFieldCritic` set by the policy's own (a subclass adds its own)."""
-        return {"action_cost": self.action_cost}
+        return {"action_cost": self.action_cost, "post_decision": self.post_decision}
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         """The layers the actor applies to its features for its deterministic action, squashing included."""
@@ -178,6 +180,7 @@ class MeanFieldNetworksMixin:
             critic_extractor_kwargs=self.critic_extractor_kwargs,
             action_encoder_arch=self.action_encoder_arch,
             action_cost=self.action_cost,
+            post_decision=self.post_decision,
         )
         return data
 
@@ -216,6 +219,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         (module docstring); 0 (default): none.
     :param action_cost: rate ``c >= 0`` of the env reward's known effort cost ``-c ||a||``, added to the critics
         outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
+    :param post_decision: critics on the post-decision state instead of the action (``MeanFieldCritic``), for the
+        walled crowds; False (default): critics of the state and the action.
     """
 
     def __init__(
@@ -238,9 +243,12 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         action_barrier: float = 0.0,
         action_l2: float = 0.0,
         action_cost: float = 0.0,
+        post_decision: bool = False,
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
-        self._set_mean_field_kwargs(actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost)
+        self._set_mean_field_kwargs(
+            actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost, post_decision
+        )
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
         super().__init__(
