@@ -30,6 +30,8 @@ from barrier_floor import BarrierCrowdModel
 from clone_reference import clone, observations_and_labels
 from clone_reference import main as clone_main
 from compare_algorithms import responder_template
+from critic_slope import ALPHAS, slope_rows
+from critic_slope import main as critic_slope_main
 from crowd_gap_by_step import action_rows, gap_by_step
 from crowd_gap_by_step import main as gap_by_step_main
 from population_aware import best_time_only, exact_gap, fixed_law_time_only, time_only_policy
@@ -154,6 +156,33 @@ def test_crowd_gap_by_step_prints_a_run_folder(tmp_path, capsys):
         gap_by_step_main([str(run_dir), "--actions-at", "6"])  # the run has steps 0 to 5
     with pytest.raises(SystemExit):
         gap_by_step_main([str(tmp_path)])  # not a finished run folder
+
+
+def test_critic_slope_rows_are_the_effort_cost_at_the_last_step(tmp_path, capsys):
+    """``scripts/critic_slope.py``: at the last step there is no continuation, so the Monte Carlo and the dp rows are
+    the reward's effort term along a unit braking direction, ``-l1 a_max alpha`` (0.2 alpha here), best at 0; the
+    rows print one gain per ``alpha``."""
+    run_dir = tiny_crowd_run(tmp_path)
+    capsys.readouterr()
+    critic_slope_main([str(run_dir), "--steps", "2", "5", "--n-particles", "60", "--agents", "20", "--paths", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    tables = {line.split(":")[0]: index for index, line in enumerate(lines) if line.startswith("step ")}
+    assert list(tables) == ["step 2", "step 5"]
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:-1] for line in lines[tables["step 5"] + 4 : tables["step 5"] + 7]
+    }
+    assert list(rows) == ["critic", "Monte Carlo", "dp"]
+    for name in ("Monte Carlo", "dp"):
+        gains = np.array([float(cell) for cell in rows[name][:-1]])
+        np.testing.assert_allclose(gains, -0.2 * ALPHAS, atol=1.5e-3)  # printed to 3 decimals
+        assert float(rows[name][-1]) == 0.0
+    assert len(rows["critic"]) == len(ALPHAS) + 1
+    with pytest.raises(SystemExit):
+        critic_slope_main([str(run_dir), "--steps", "6"])  # the run has steps 0 to 5
+    with pytest.raises(SystemExit):
+        critic_slope_main([str(run_dir), "--paths", "0"])
+    with pytest.raises(ValueError, match="MFGCrowd-v0"):
+        slope_rows(game_of(gym.make("MFGCrowdLQ-v0")), None, (0,), 10, 5, 2, 0)  # type: ignore[arg-type]
 
 
 def test_best_time_only_policy_is_a_local_minimum_below_the_fixed_law_equilibrium():
