@@ -29,20 +29,17 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import gymnasium as gym
 import numpy as np
 import torch as th  # imported after the thread setting above
-import yaml
-from crowd_gap_by_step import play_against
+from crowd_gap_by_step import load_crowd_run, play_against
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from mfg_envs.core import PopulationFlow, PopulationPolicy
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPPolicy, dp_best_response
-from mfg_envs.game import Game, game_of, population_rngs, rollout
+from mfg_envs.game import Game, population_rngs, rollout
 from sb3_meanfield import ModelPolicy
 from sb3_meanfield.evaluation import fit_resolution
-from sb3_meanfield.plotting import load_agents
 
 #: Braking strengths ``alpha`` of the curves (normalized actions).
 ALPHAS = np.linspace(0.0, 1.0, 11)
@@ -169,15 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paths", type=int, default=48, help="Monte Carlo noise paths per agent")
     parser.add_argument("--seed", type=int, default=0, help="seed of the flow (the agents: seed + 1, the paths: + 2)")
     args = parser.parse_args(argv)
-    for name in ("n_particles", "agents", "paths"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
-    if not (args.run_dir / "metrics.json").is_file():
-        parser.error(f"{args.run_dir} is not a finished run folder: no metrics.json")
-    th.set_num_threads(1)
-    config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
-    (agent,) = load_agents(args.run_dir, config)
-    game = game_of(gym.make(config["env"], **config["env_kwargs"]))
+    agent, game = load_crowd_run(parser, args, ("n_particles", "agents", "paths"))
     try:
         rows = slope_rows(game, agent, tuple(args.steps), args.n_particles, args.agents, args.paths, args.seed)
     except ValueError as error:

@@ -32,11 +32,12 @@ import gymnasium as gym
 import numpy as np
 import torch as th  # imported after the thread setting above
 import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from mfg_envs.core import PopulationFlow, PopulationPolicy
 from mfg_envs.crowd import CrowdModel
 from mfg_envs.crowd_dp import DEFAULT_RESOLUTION, DPResolution, dp_best_response
-from mfg_envs.game import Game, ghost_game, population_rngs, rollout
+from mfg_envs.game import Game, game_of, ghost_game, population_rngs, rollout
 from sb3_meanfield import ModelPolicy
 from sb3_meanfield.evaluation import fit_resolution
 from sb3_meanfield.plotting import load_agents
@@ -159,6 +160,22 @@ def table(own: GroupSteps, best: GroupSteps, every: int) -> list[str]:
     return rows
 
 
+def load_crowd_run(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, positive: tuple[str, ...]
+) -> tuple[BaseAlgorithm, Game]:
+    """The agent and the game of the finished run ``args.run_dir`` (one torch thread), after checking that the
+    integer flags ``positive`` are at least 1 (``parser.error`` otherwise, as for a folder that is no finished run)."""
+    for name in positive:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
+    if not (args.run_dir / "metrics.json").is_file():
+        parser.error(f"{args.run_dir} is not a finished run folder: no metrics.json")
+    th.set_num_threads(1)
+    config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
+    (agent,) = load_agents(args.run_dir, config)
+    return agent, game_of(gym.make(config["env"], **config["env_kwargs"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished MFGCrowd-v0 run folder")
@@ -167,15 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=2, help="print every EVERY steps (default 2)")
     parser.add_argument("--actions-at", nargs="*", type=int, default=[], help="steps to compare the actions at")
     args = parser.parse_args(argv)
-    for name in ("n_particles", "every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
-    if not (args.run_dir / "metrics.json").is_file():
-        parser.error(f"{args.run_dir} is not a finished run folder: no metrics.json")
-    th.set_num_threads(1)
-    config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
-    (model,) = load_agents(args.run_dir, config)
-    game = gym.make(config["env"], **config["env_kwargs"]).unwrapped.game
+    model, game = load_crowd_run(parser, args, ("n_particles", "every"))
     try:
         own, best, rows = gap_by_step(
             game, ModelPolicy(model), args.n_particles, args.seed, actions_at=tuple(args.actions_at)
