@@ -409,19 +409,22 @@ def test_crowd_actor_saturates_without_the_shipped_barrier(tmp_path, algo, env_i
 
 @pytest.mark.parametrize("algo", ["td3", "ddpg"])
 @pytest.mark.parametrize("env_id", ["MFGCrowd-v0", "MFGCrowdMulti-v0"])
-def test_crowd_ddpg_barrier_gives_way_to_a_quadratic_of_the_same_curvature(algo, env_id):
-    """MF-DDPG's walled-crowd schedule ends at a small barrier plus a quadratic whose curvatures at 0 add up to the
-    final barrier of the other ids (``lambda log(1 - a^2) = -lambda a^2 + O(a^4)``); MF-TD3 keeps the barrier alone."""
+def test_crowd_barrier_gives_way_to_a_quadratic_of_the_same_curvature(algo, env_id):
+    """On the walled crowds the deterministic actors' schedule ends at a small barrier plus a quadratic whose
+    curvatures at 0 add up to the final barrier of the other ids (``lambda log(1 - a^2) = -lambda a^2 + O(a^4)``);
+    MF-TD3's critics there read the post-decision state, MF-DDPG's the action."""
     config = resolve_config(parse_args(["--algo", algo, "--env", env_id]))
     (entry,) = [entry for entry in config["callback"] if "ActionBarrierSchedule" in next(iter(entry))]
     schedule = ActionBarrierSchedule(**next(iter(entry.values())))
-    if algo == "td3":
-        assert (schedule.final_barrier, schedule.final_action_l2) == (FINAL_ACTION_BARRIER, None)
-    else:
-        assert 0.0 < schedule.final_barrier < FINAL_ACTION_BARRIER
-        assert schedule.final_barrier + schedule.final_action_l2 == pytest.approx(FINAL_ACTION_BARRIER)
+    assert 0.0 < schedule.final_barrier < FINAL_ACTION_BARRIER
+    assert schedule.final_barrier + schedule.final_action_l2 == pytest.approx(FINAL_ACTION_BARRIER)
     policy_kwargs = config["algo_kwargs"]["policy_kwargs"]
     assert policy_kwargs["action_barrier"] == ACTION_BARRIER and "action_l2" not in policy_kwargs  # kappa from 0
+    assert policy_kwargs.get("post_decision", False) == (algo == "td3")
+    crowd_lq = resolve_config(parse_args(["--algo", algo, "--env", "MFGCrowdLQ-v0"]))
+    (entry,) = [entry for entry in crowd_lq["callback"] if "ActionBarrierSchedule" in next(iter(entry))]
+    assert next(iter(entry.values())) == {"final_barrier": FINAL_ACTION_BARRIER}
+    assert "post_decision" not in crowd_lq["algo_kwargs"]["policy_kwargs"]
 
 
 class RecordBarrier(BaseCallback):
