@@ -390,6 +390,8 @@ def test_post_decision_needs_the_envs_structure():
         MFTD3("MeanFieldPolicy", env, policy_kwargs={"post_decision": True})
     with pytest.raises(ValueError, match="share_features_extractor must be False"):
         MFTD3("MeanFieldPolicy", env, policy_kwargs=post_decision_kwargs(share_features_extractor=True))
+    with pytest.raises(ValueError, match=r"post_decision=True needs action_cost=0.2, got 0.0"):
+        MFTD3("MeanFieldPolicy", env, policy_kwargs=post_decision_kwargs(action_cost=0.0))
     with pytest.raises(ValueError, match="post_decision must be True or False"):
         MFSAC("MeanFieldPolicy", env, policy_kwargs=post_decision_kwargs(post_decision="yes"))
     policy = MeanFieldTD3Policy(env.observation_space, env.action_space, lambda _: 1e-3, **post_decision_kwargs())

@@ -336,8 +336,9 @@ def check_action_cost(model: BaseAlgorithm) -> None:
 def configure_post_decision(model: BaseAlgorithm) -> None:
     """Give a ``post_decision`` critic and its target (``policy_kwargs`` ``post_decision=True``) the learning
     population's post-decision map ``B`` and goal state (``post_decision_matrix``, ``goal_state`` of the walled
-    crowds' models); ``ValueError`` on an env whose model has none. Without an env (a model loaded alone) the
-    critics keep what they were saved with."""
+    crowds' models); ``ValueError`` on an env whose model has none, or when the critics' known effort cost
+    ``action_cost`` is not the reward's (their networks read no action, so it must all be outside them). Without an
+    env (a model loaded alone) the critics keep what they were saved with."""
     critics: list[Any] = [getattr(model.policy, name, None) for name in ("critic", "critic_target")]
     critics = [critic for critic in critics if getattr(critic, "post_decision", False)]
     env = model.get_env()
@@ -351,7 +352,12 @@ def configure_post_decision(model: BaseAlgorithm) -> None:
             "policy_kwargs post_decision=True needs an env whose action moves the next state only through a "
             f"post-decision state and whose reward's state part is -||s - s_goal|| (the walled crowds), got {env}"
         )
+    rate = getattr(population_model, "effort_rate", 0.0)
     for critic in critics:
+        if not np.isclose(critic.action_cost, rate, rtol=1e-9, atol=0.0):
+            # the network reads no action: the reward's whole action term must be the known cost outside it
+            cost = critic.action_cost
+            raise ValueError(f"policy_kwargs post_decision=True needs action_cost={rate:.12g}, got {cost}")
         critic.configure_post_decision(matrix, goal_state)
 
 
