@@ -319,15 +319,24 @@ def bind_population(model: BaseAlgorithm) -> None:
         env.env_method("follow_learner", ModelPolicy(model), indices=[0])
 
 
+def learning_population_model(model: BaseAlgorithm) -> Any | None:
+    """The model (dynamics and reward) of the population ``model`` learns in, on an env of this package (a
+    :class:`PopulationVecEnv` or a ``gym.make`` env, which both have a ``population``); ``None`` otherwise."""
+    env = model.get_env()
+    if env is None or not env.has_attr("population"):
+        return None
+    return env.get_attr("population", indices=[0])[0].model
+
+
 def check_action_cost(model: BaseAlgorithm) -> None:
     """A critic's known effort cost (``policy_kwargs`` ``action_cost``) must be the one in the reward it learns: on an
-    env of this package (a :class:`PopulationVecEnv` or a ``gym.make`` env, which both have a ``population``) the
-    learning population's ``effort_rate`` (``l1 a_max`` on the walled crowds)."""
+    env of this package (:func:`learning_population_model`) the learning population's ``effort_rate`` (``l1 a_max``
+    on the walled crowds)."""
     cost = getattr(getattr(model.policy, "critic", None), "action_cost", 0.0)
-    env = model.get_env()
-    if cost == 0.0 or env is None or not env.has_attr("population"):
+    population_model = learning_population_model(model)
+    if cost == 0.0 or population_model is None:
         return
-    rate = getattr(env.get_attr("population", indices=[0])[0].model, "effort_rate", None)
+    rate = getattr(population_model, "effort_rate", None)
     if rate is None or not np.isclose(cost, rate, rtol=1e-9, atol=0.0):
         accepted = "0: its reward has no effort cost c ||a||" if rate is None else f"0 or {rate:.12g}, its l1 a_max"
         raise ValueError(f"policy_kwargs action_cost must be {accepted} (the known part of the reward), got {cost}")
@@ -344,7 +353,7 @@ def configure_post_decision(model: BaseAlgorithm) -> None:
     env = model.get_env()
     if not critics or env is None:
         return
-    population_model = env.get_attr("population", indices=[0])[0].model if env.has_attr("population") else None
+    population_model = learning_population_model(model)
     matrix = getattr(population_model, "post_decision_matrix", None)
     goal_state = getattr(population_model, "goal_state", None)
     if matrix is None or goal_state is None:
