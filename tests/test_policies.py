@@ -244,6 +244,45 @@ def test_bad_action_l2(kappa):
         MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"action_l2": kappa})
 
 
+# --------------------------------------------------------------------------- the actor's objective: Q_1 or the mean
+@pytest.mark.parametrize("post_decision", [False, True])
+def test_actor_objective_mean_is_the_critics_mean(post_decision):
+    """``actor_objective="mean"``: the actor ascends ``(1 / n) sum_i Q_i`` (with the barrier and the quadratic), the
+    default ``Q_1``; the critics themselves are the same networks either way (same seed), and so is the gradient's
+    path (through the post-decision features, or the action alone)."""
+    env, barrier, kappa = walled_crowd_env(), 0.05, 0.1
+    extra = post_decision_kwargs() if post_decision else {"action_cost": 0.2}
+    kwargs = {"n_critics": 3, "action_barrier": barrier, "action_l2": kappa, **extra}
+    first = MFDDPG("MeanFieldPolicy", env, seed=0, policy_kwargs=kwargs)
+    mean = MFDDPG("MeanFieldPolicy", env, seed=0, policy_kwargs={**kwargs, "actor_objective": "mean"})
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    actions = th.stack([th.linspace(-0.9, 0.9, 8), th.linspace(0.8, -0.3, 8)], dim=1).requires_grad_(True)
+    regularizer = (barrier * th.log(1.0 - actions**2) - kappa * actions**2).sum(dim=1, keepdim=True)
+    critics = first.critic(obs, actions)
+    for q_mean, q_first in zip(mean.critic(obs, actions), critics):
+        th.testing.assert_close(q_mean, q_first)
+    th.testing.assert_close(first.critic.q1_forward(obs, actions), critics[0] + regularizer)
+    objective = mean.critic.q1_forward(obs, actions)
+    expected = th.stack(critics).mean(0) + regularizer
+    th.testing.assert_close(objective, expected)
+    (gradient,) = th.autograd.grad(objective.sum(), actions)
+    th.testing.assert_close(gradient, th.autograd.grad(expected.sum(), actions)[0])
+    assert not th.allclose(critics[0], critics[1])  # independent critics: the two objectives differ
+    assert mean.critic_target.actor_objective == "mean"
+
+
+def test_actor_objective_survives_save_and_load(tmp_path):
+    model = MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"actor_objective": "mean"})
+    model.save(tmp_path / "model.zip")
+    assert MFTD3.load(tmp_path / "model.zip").critic.actor_objective == "mean"
+
+
+@pytest.mark.parametrize("objective", ["min", "Mean", None])
+def test_bad_actor_objective(objective):
+    with pytest.raises(ValueError, match=r"actor_objective must be one of \('first', 'mean'\)"):
+        MFTD3("MeanFieldPolicy", make_env(), policy_kwargs={"actor_objective": objective})
+
+
 # --------------------------------------------------------------------------- the known effort cost
 def walled_crowd_env(**kwargs):
     return gym.make("MFGCrowd-v0", n_particles=50, population_representation="moments", **kwargs)

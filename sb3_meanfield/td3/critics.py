@@ -35,6 +35,8 @@ from sb3_meanfield.common.encoders import check_arch, output_dim
 
 #: Hidden layers of the critic's action encoder ``g`` (docs/design.md, "Critic network").
 DEFAULT_ACTION_ENCODER_ARCH: list[int] = [64]
+#: The critic values a deterministic actor may ascend (:class:`MeanFieldCritic`'s ``actor_objective``).
+ACTOR_OBJECTIVES = ("first", "mean")
 #: A parameter of the former layout: ``qf<critic>.<action_encoder|q_head>.<index in its nn.Sequential>.<kind>``.
 LEGACY_KEY = re.compile(r"qf(\d+)\.(action_encoder|q_head)\.(\d+)\.(weight|bias)$")
 
@@ -163,6 +165,10 @@ class MeanFieldCritic(BaseModel):
         critic refuses to evaluate. The action's effect on ``Q`` is then the value's own slope along the velocity,
         learned from every state the population visits, not only from the actions explored at each state
         (docs/tuning.md, "The post-decision critic").
+    :param actor_objective: the critic value :meth:`q1_forward` gives the deterministic actor: ``"first"``
+        (default; SB3's TD3 and DDPG) ``Q_1``, ``"mean"`` the mean ``(1 / n) sum_i Q_i`` of the ``n`` critics, whose
+        independent fitting errors partly cancel in the actor's action gradient (docs/tuning.md, "MF-DDPG with two
+        critics").
     """
 
     features_extractor: BaseFeaturesExtractor
@@ -187,10 +193,14 @@ class MeanFieldCritic(BaseModel):
         action_l2: float = 0.0,
         action_cost: float = 0.0,
         post_decision: bool = False,
+        actor_objective: str = "first",
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
+        if actor_objective not in ACTOR_OBJECTIVES:
+            raise ValueError(f"actor_objective must be one of {ACTOR_OBJECTIVES}, got {actor_objective!r}")
+        self.actor_objective = actor_objective
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
         self.action_cost = check_real("action_cost", action_cost, 0.0)
@@ -259,17 +269,19 @@ class MeanFieldCritic(BaseModel):
         return self.action_cost * th.linalg.vector_norm(actions, dim=1, keepdim=True)
 
     def q1_forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
-        """The actor's objective ``Q_1(s, a, m) + sum_j (lambda log(1 - a_j^2) - kappa a_j^2)``, ``Q_1`` with its known
-        effort cost (SB3's TD3 and DDPG minimize minus its mean, and call it for nothing else): its gradient reaches
-        the actions only. The critic's weights enter as constants, as SB3 clears the gradient the actor loss would
-        leave on them before the critic's next step."""
+        """The actor's objective ``Q(s, a, m) + sum_j (lambda log(1 - a_j^2) - kappa a_j^2)``, ``Q`` the first critic
+        or the critics' mean (``actor_objective``) with its known effort cost (SB3's TD3 and DDPG minimize minus its
+        mean, and call it for nothing else): its gradient reaches the actions only. The critic's weights enter as
+        constants, as SB3 clears the gradient the actor loss would leave on them before the critic's next step."""
+        members = self.n_critics if self.actor_objective == "mean" else 1
         if self.post_decision:  # the action reaches Q through the features: the extractor enters the gradient
             features, known = self.post_decision_features(obs, actions)
-            q_value = self.q_networks(features, actions[:, :0], members=1, constant=True)[0] + known
+            q_value = self.q_networks(features, actions[:, :0], members=members, constant=True).mean(0) + known
         else:
             with th.no_grad():
                 features = self.extract_features(obs, self.features_extractor)
-            q_value = self.q_networks(features, actions, members=1, constant=True)[0] - self.known_cost(actions)
+            q_networks = self.q_networks(features, actions, members=members, constant=True)
+            q_value = q_networks.mean(0) - self.known_cost(actions)
         if self.action_barrier != 0.0:
             inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)

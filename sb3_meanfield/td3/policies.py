@@ -221,6 +221,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
     :param post_decision: critics on the post-decision state instead of the action (``MeanFieldCritic``), for the
         walled crowds; False (default): critics of the state and the action.
+    :param actor_objective: the critic value the actor ascends (``MeanFieldCritic``): ``"first"`` (default) ``Q_1``,
+        as SB3's TD3 and DDPG; ``"mean"`` the mean of the ``n_critics`` critics.
     """
 
     def __init__(
@@ -244,6 +246,7 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         action_l2: float = 0.0,
         action_cost: float = 0.0,
         post_decision: bool = False,
+        actor_objective: str = "first",
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
         self._set_mean_field_kwargs(
@@ -251,6 +254,7 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         )
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
+        self.actor_objective = actor_objective  # checked by the critic, which super().__init__ builds
         super().__init__(
             observation_space,
             action_space,
@@ -267,7 +271,12 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         )
 
     def critic_keywords(self) -> dict[str, Any]:
-        return {**super().critic_keywords(), "action_barrier": self.action_barrier, "action_l2": self.action_l2}
+        return {
+            **super().critic_keywords(),
+            "action_barrier": self.action_barrier,
+            "action_l2": self.action_l2,
+            "actor_objective": self.actor_objective,
+        }
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         return list(self.actor.mu)  # hidden layers, the action layer and tanh
