@@ -280,8 +280,8 @@ class MeanFieldCritic(BaseModel):
         else:
             with th.no_grad():
                 features = self.extract_features(obs, self.features_extractor)
-            q_networks = self.q_networks(features, actions, members=members, constant=True)
-            q_value = q_networks.mean(0) - self.known_cost(actions)
+            values = self.q_networks(features, actions, members=members, constant=True)
+            q_value = values.mean(0) - self.known_cost(actions)
         if self.action_barrier != 0.0:
             inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
