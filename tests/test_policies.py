@@ -406,6 +406,19 @@ def test_post_decision_actor_gradient_passes_through_the_critic_extractor():
     assert (through_objective - cost_only).abs().max() > 1e-4  # the network's slope along the velocity
 
 
+def test_post_decision_actor_objective_leaves_no_gradient_on_the_critic():
+    """The actor's objective takes the critic's weights, its extractor's included, as constants: its backward pass
+    leaves no gradient on them, and the extractor's weights train again in the critic's own loss."""
+    env = walled_crowd_env()
+    model = MFTD3("MeanFieldPolicy", env, seed=0, policy_kwargs=post_decision_kwargs())
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    model.critic.q1_forward(obs, model.actor(obs)).mean().backward()
+    assert all(parameter.grad is None for parameter in model.critic.parameters())
+    assert all(parameter.requires_grad for parameter in model.critic.parameters())
+    model.critic(obs, th.zeros(8, 2))[0].mean().backward()
+    assert all(parameter.grad is not None for parameter in model.critic.features_extractor.parameters())
+
+
 @pytest.mark.parametrize("algo", [MFTD3, MFSAC])
 def test_post_decision_survives_save_and_load(algo, tmp_path):
     """The saved critics keep the env's ``B`` and goal: here the blue crowd's goal ``(-1, 0)`` of the two crowds."""

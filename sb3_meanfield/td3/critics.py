@@ -249,15 +249,25 @@ class MeanFieldCritic(BaseModel):
             features = self.extract_features(obs, self.features_extractor)
         return tuple((self.q_networks(features, actions) - self.known_cost(actions)).unbind(0))
 
-    def post_decision_features(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def post_decision_features(
+        self, obs: PyTorchObs, actions: th.Tensor, constant: bool = False
+    ) -> tuple[th.Tensor, th.Tensor]:
         """The features of the post-decision observation (the state ``w = s + B a``) and the known part of ``Q``,
-        ``-||s - s_goal|| - c ||a||`` (``(batch, 1)``)."""
+        ``-||s - s_goal|| - c ||a||`` (``(batch, 1)``). ``constant``: the extractor's weights enter as constants
+        (gradients reach the observation and the action only)."""
         observations = cast(dict[str, th.Tensor], obs)
         state = observations["state"]
         if self.goal_state.isnan().any():
             raise RuntimeError("a post_decision critic needs configure_post_decision (from its env) before use")
         post = {**observations, "state": state + actions @ self.post_decision_matrix.T}
-        features = self.extract_features(post, self.features_extractor)
+        if constant:  # no weight gradients for SB3 to clear: the backward pass computes the action's only
+            self.features_extractor.requires_grad_(False)
+            try:
+                features = self.extract_features(post, self.features_extractor)
+            finally:
+                self.features_extractor.requires_grad_(True)
+        else:
+            features = self.extract_features(post, self.features_extractor)
         distance = th.linalg.vector_norm(state - self.goal_state, dim=1, keepdim=True)
         return features, -distance - self.known_cost(actions)
 
@@ -275,7 +285,7 @@ class MeanFieldCritic(BaseModel):
         constants, as SB3 clears the gradient the actor loss would leave on them before the critic's next step."""
         members = self.n_critics if self.actor_objective == "mean" else 1
         if self.post_decision:  # the action reaches Q through the features: the extractor enters the gradient
-            features, known = self.post_decision_features(obs, actions)
+            features, known = self.post_decision_features(obs, actions, constant=True)
             q_value = self.q_networks(features, actions[:, :0], members=members, constant=True).mean(0) + known
         else:
             with th.no_grad():
