@@ -454,6 +454,94 @@ def test_post_decision_needs_the_envs_structure():
         policy.critic.configure_post_decision(np.zeros((4, 2)), np.zeros(3))
 
 
+# --------------------------------------------------------------------------- critics scaled by the rewards left
+def episode_batch(env: PopulationVecEnv) -> tuple[dict[str, th.Tensor], list[int]]:
+    """One learner's observation at every step of an episode of ``env`` (actions 0), and the steps' numbers."""
+    rows, obs = [], env.reset()
+    for _ in range(env.population.model.n_steps):
+        rows.append({key: value[:1] for key, value in obs.items()})
+        obs, *_ = env.step(np.zeros((env.num_envs, 2), dtype=np.float32))
+    batch = {key: th.as_tensor(np.concatenate([row[key] for row in rows])) for key in rows[0]}
+    return batch, list(range(len(rows)))
+
+
+def horizon_models(algo, gamma: float = 1.0, **kwargs):
+    """Two models of one seed on a 10-step walled crowd, ``horizon_scaled`` off and on: the same networks."""
+    env = PopulationVecEnv.from_id("MFGCrowd-v0", 40, 8, population_representation="moments", n_steps=10)
+    models = [
+        algo("MeanFieldPolicy", env, seed=0, gamma=gamma, policy_kwargs={"horizon_scaled": on, **kwargs})
+        for on in (False, True)
+    ]
+    return env, models
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_horizon_scaled_critics_are_the_networks_times_the_rewards_left(algo, gamma):
+    """``Q_i = k net_i - c ||a||`` for every critic, its target and the actor's objective, ``k`` the discounted count
+    of rewards from the observation's step ``n`` to the env's horizon ``N = 10``, counted here from the episode."""
+    env, (plain, scaled) = horizon_models(algo, gamma, action_cost=0.2)
+    batch, steps = episode_batch(env)
+    left = th.tensor([[sum(gamma**j for j in range(10 - n))] for n in steps], dtype=th.float32)
+    actions = th.stack([th.linspace(-0.9, 0.9, 10), th.linspace(0.5, -0.5, 10)], dim=1)
+    cost = 0.2 * th.linalg.vector_norm(actions, dim=1, keepdim=True)
+    with th.no_grad():
+        th.testing.assert_close(scaled.critic.rewards_left(batch), left)
+        for name in ("critic", "critic_target"):
+            for q_plain, q_scaled in zip(getattr(plain, name)(batch, actions), getattr(scaled, name)(batch, actions)):
+                th.testing.assert_close(q_scaled, left * (q_plain + cost) - cost)
+        if algo is not MFSAC:
+            th.testing.assert_close(
+                scaled.critic.q1_forward(batch, actions), left * (plain.critic.q1_forward(batch, actions) + cost) - cost
+            )
+
+
+@pytest.mark.parametrize("algo", [MFDDPG, MFSAC])
+def test_horizon_scaled_fit_weighs_each_error_by_the_rewards_left(algo):
+    """The critic's own fit (actions without gradient): the squared error of ``Q = k net`` against targets ``y``
+    gives the networks the gradient of ``(k net - y)^2 / k``; an action that carries a gradient (an actor's
+    objective, SAC's through the critics themselves) gets ``k`` times the network's slope."""
+    env, (plain, scaled) = horizon_models(algo)
+    batch, steps = episode_batch(env)
+    left = th.tensor([[10.0 - n] for n in steps])
+    actions, targets = th.full((10, 2), 0.3), -th.linspace(1.0, 20.0, 10)[:, None]
+    per_step = sum(((left * q - targets) ** 2 / left).mean() for q in plain.critic(batch, actions))
+    scaled_loss = sum(((q - targets) ** 2).mean() for q in scaled.critic(batch, actions))
+    expected = th.autograd.grad(per_step, list(plain.critic.parameters()))
+    for got, want in zip(th.autograd.grad(scaled_loss, list(scaled.critic.parameters())), expected):
+        th.testing.assert_close(got, want)
+    leaf = actions.clone().requires_grad_(True)
+    slope = th.autograd.grad(scaled.critic(batch, leaf)[0].sum(), leaf)[0]
+    plain_leaf = actions.clone().requires_grad_(True)
+    th.testing.assert_close(slope, left * th.autograd.grad(plain.critic(batch, plain_leaf)[0].sum(), plain_leaf)[0])
+
+
+def test_horizon_scaled_survives_save_and_load(tmp_path):
+    _, (_, model) = horizon_models(MFTD3, gamma=0.95)
+    model.save(tmp_path / "model.zip")
+    loaded = MFTD3.load(tmp_path / "model.zip")
+    for critic in (loaded.critic, loaded.critic_target):
+        assert critic.horizon_scaled
+        assert (critic.horizon_steps.item(), critic.horizon_discount.item()) == pytest.approx((10.0, 0.95))
+
+
+def test_horizon_scaled_needs_a_horizon():
+    env = walled_crowd_env()
+    with pytest.raises(ValueError, match="horizon_scaled must be True or False"):
+        MFTD3("MeanFieldPolicy", env, policy_kwargs={"horizon_scaled": "yes"})
+    policy = MeanFieldTD3Policy(env.observation_space, env.action_space, lambda _: 1e-3, horizon_scaled=True)
+    obs = {key: th.as_tensor(value) for key, value in observation_batch(env).items()}
+    with pytest.raises(RuntimeError, match="configure_horizon"):
+        policy.critic(obs, th.zeros(8, 2))
+    with pytest.raises(ValueError, match=r"n_steps must be an integer >= 1, got 0"):
+        policy.critic.configure_horizon(0, 1.0)
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\], got 1.5"):
+        policy.critic.configure_horizon(10, 1.5)
+    flat = spaces.Dict({"state": spaces.Box(-1, 1, (2,)), "population": spaces.Box(0, 1, (3,))})
+    with pytest.raises(ValueError, match="horizon_scaled needs a Dict observation with a 'time' entry"):
+        MeanFieldCritic(flat, env.action_space, [8], nn.Identity(), 5, horizon_scaled=True)
+
+
 # --------------------------------------------------------------------------- save / load
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_gives_identical_actions(trained, algo, tmp_path):

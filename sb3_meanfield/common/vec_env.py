@@ -292,12 +292,14 @@ class SelfPlayMixin:
         bind_population(self)  # type: ignore[arg-type]
         check_action_cost(self)  # type: ignore[arg-type]
         configure_post_decision(self)  # type: ignore[arg-type]
+        configure_horizon(self)  # type: ignore[arg-type]
 
     def set_env(self, *args: Any, **kwargs: Any) -> None:
         super().set_env(*args, **kwargs)  # type: ignore[misc]
         bind_population(self)  # type: ignore[arg-type]
         check_action_cost(self)  # type: ignore[arg-type]
         configure_post_decision(self)  # type: ignore[arg-type]
+        configure_horizon(self)  # type: ignore[arg-type]
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
         result = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
@@ -368,6 +370,23 @@ def configure_post_decision(model: BaseAlgorithm) -> None:
             cost = critic.action_cost
             raise ValueError(f"policy_kwargs post_decision=True needs action_cost={rate:.12g}, got {cost}")
         critic.configure_post_decision(matrix, goal_state)
+
+
+def configure_horizon(model: BaseAlgorithm) -> None:
+    """Give a ``horizon_scaled`` critic and its target (``policy_kwargs`` ``horizon_scaled=True``) the horizon ``N``
+    of the learning population's model (``n_steps``) and the algorithm's ``gamma``; ``ValueError`` on an env of no
+    finite horizon. Without an env (a model loaded alone) the critics keep what they were saved with."""
+    critics: list[Any] = [getattr(model.policy, name, None) for name in ("critic", "critic_target")]
+    critics = [critic for critic in critics if getattr(critic, "horizon_scaled", False)]
+    if not critics or model.get_env() is None:
+        return
+    n_steps = getattr(learning_population_model(model), "n_steps", None)
+    if n_steps is None:
+        raise ValueError(
+            f"policy_kwargs horizon_scaled=True needs an env of mfg_envs (a finite horizon n_steps), got {model.get_env()}"
+        )
+    for critic in critics:
+        critic.configure_horizon(n_steps, float(model.gamma))
 
 
 def step_populations(venvs: Sequence[PopulationVecEnv], actions: Sequence[np.ndarray]) -> list[VecEnvStepReturn]:

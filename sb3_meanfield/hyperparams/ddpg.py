@@ -45,4 +45,5 @@ for crowd_id in CROWD_ENV_IDS:
         **hyperparams[crowd_id]["policy_kwargs"],
         "n_critics": 2,
         "actor_objective": "mean",
+        "horizon_scaled": True,
     }

@@ -41,6 +41,8 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
         outside their networks (:class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); 0 (default): none.
     :param post_decision: soft critics on the post-decision state instead of the action (``MeanFieldCritic``), for
         the walled crowds; False (default): critics of the state and the action.
+    :param horizon_scaled: soft critics whose networks fit the value per reward left in the episode
+        (``MeanFieldCritic``); False (default): the value itself.
     """
 
     def __init__(
@@ -66,10 +68,16 @@ class MeanFieldSACPolicy(MeanFieldNetworksMixin, SACPolicy):  # type: ignore[mis
         share_features_extractor: bool = False,
         action_cost: float = 0.0,
         post_decision: bool = False,
+        horizon_scaled: bool = False,
     ) -> None:
         # read by make_actor / make_critic, which SACPolicy.__init__ calls through _build
         self._set_mean_field_kwargs(
-            actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost, post_decision
+            actor_extractor_kwargs,
+            critic_extractor_kwargs,
+            action_encoder_arch,
+            action_cost,
+            post_decision,
+            horizon_scaled,
         )
         super().__init__(
             observation_space,

@@ -165,6 +165,15 @@ class MeanFieldCritic(BaseModel):
         critic refuses to evaluate. The action's effect on ``Q`` is then the value's own slope along the velocity,
         learned from every state the population visits, not only from the actions explored at each state
         (docs/tuning.md, "The post-decision critic").
+    :param horizon_scaled: the networks fit the value per reward left in the episode: ``Q_i = k net_i(s, a, m) -
+        c ||a||`` (a post-decision critic's network part likewise), ``k = sum_{j < N - n} gamma^j`` the rewards
+        from step ``n = N t`` to the horizon ``N`` (``N - n`` undiscounted), so that a network's output has one
+        size at every step and the small values and slopes of the last steps are not drowned by the first steps'
+        large ones. The critic's own fit (actions that carry no gradient) trains the networks on the squared error
+        over the rewards left, ``(Q - y)^2 / k``, so that a step's weight grows with its value's size rather than
+        with its square; wherever a gradient reaches the action (an actor's objective) ``Q`` is ``k net`` exactly. ``N`` and ``gamma`` come from the env and the algorithm
+        (:meth:`configure_horizon`); until then the critic refuses to evaluate (docs/tuning.md, "A critic scaled
+        by the rewards left").
     :param actor_objective: the critic value :meth:`q1_forward` gives the deterministic actor: ``"first"``
         (default; SB3's TD3 and DDPG) ``Q_1``, ``"mean"`` the mean ``(1 / n) sum_i Q_i`` of the ``n`` critics, whose
         independent fitting errors partly cancel in the actor's action gradient (docs/tuning.md, "MF-DDPG with two
@@ -174,6 +183,8 @@ class MeanFieldCritic(BaseModel):
     features_extractor: BaseFeaturesExtractor
     post_decision_matrix: th.Tensor  # buffers of a post_decision critic
     goal_state: th.Tensor
+    horizon_steps: th.Tensor  # buffers of a horizon_scaled critic: N and gamma
+    horizon_discount: th.Tensor
     #: Largest ``|a|`` the barrier is evaluated at (``log(1 - a^2)`` is finite there in float32).
     BARRIER_EDGE = 1.0 - 1e-6
 
@@ -194,6 +205,7 @@ class MeanFieldCritic(BaseModel):
         action_cost: float = 0.0,
         post_decision: bool = False,
         actor_objective: str = "first",
+        horizon_scaled: bool = False,
     ) -> None:
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
@@ -228,6 +240,14 @@ class MeanFieldCritic(BaseModel):
             state_dim = get_flattened_obs_dim(cast(spaces.Dict, observation_space)["state"])
             self.register_buffer("post_decision_matrix", th.full((state_dim, action_dim), math.nan))
             self.register_buffer("goal_state", th.full((state_dim,), math.nan))
+        if not isinstance(horizon_scaled, bool):
+            raise ValueError(f"horizon_scaled must be True or False, got {horizon_scaled!r}")
+        if horizon_scaled and not (isinstance(observation_space, spaces.Dict) and "time" in observation_space.spaces):
+            raise ValueError(f"horizon_scaled needs a Dict observation with a 'time' entry, got {observation_space}")
+        self.horizon_scaled = horizon_scaled
+        if horizon_scaled:  # NaN until configure_horizon, as the post-decision map
+            self.register_buffer("horizon_steps", th.tensor(math.nan))
+            self.register_buffer("horizon_discount", th.tensor(math.nan))
         self.register_load_state_dict_pre_hook(stack_legacy_keys)
 
     def configure_post_decision(self, matrix: np.ndarray, goal_state: np.ndarray) -> None:
@@ -239,15 +259,49 @@ class MeanFieldCritic(BaseModel):
                 raise ValueError(f"{name} must be finite with shape {tuple(buffer.shape)}, got {np.asarray(value)!r}")
             buffer.copy_(tensor)
 
+    def configure_horizon(self, n_steps: int, gamma: float) -> None:
+        """Set the horizon ``N`` (steps per episode) and the discount ``gamma`` of a ``horizon_scaled`` critic."""
+        if not (isinstance(n_steps, int | np.integer) and n_steps >= 1):
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        self.horizon_steps.fill_(float(n_steps))
+        self.horizon_discount.fill_(float(gamma))
+
+    def rewards_left(self, obs: PyTorchObs) -> th.Tensor:
+        """``k = sum_{j < N - n} gamma^j`` per row (``(batch, 1)``), ``n = N t`` the step of the time entry ``t``."""
+        if self.horizon_steps.isnan():
+            raise RuntimeError("a horizon_scaled critic needs configure_horizon (from its env) before use")
+        time = cast(dict[str, th.Tensor], obs)["time"]
+        left = (self.horizon_steps - th.round(time * self.horizon_steps)).clamp_min(0.0)
+        gamma = self.horizon_discount
+        if gamma == 1.0:
+            return left
+        return (1.0 - gamma**left) / (1.0 - gamma)
+
+    def scale_to_horizon(self, values: th.Tensor, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """``k net`` of the networks' outputs ``values`` (``(members, batch, 1)``); in the critic's own fit (the
+        actions carry no gradient) with the parameter gradient of ``net`` itself: the squared error ``(Q - y)^2``
+        then trains the networks as ``(k net - y)^2 / k`` would."""
+        if not self.horizon_scaled:
+            return values
+        left = self.rewards_left(obs)
+        if actions.requires_grad or not th.is_grad_enabled():
+            return left * values
+        fixed = values.detach()
+        return left * fixed + (values - fixed)
+
     def forward(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """``(Q_1(s, a, m), ..., Q_n(s, a, m))``, each of shape ``(batch, 1)``."""
         if self.post_decision:
             features, known = self.post_decision_features(obs, actions)
-            return tuple((self.q_networks(features, actions[:, :0]) + known).unbind(0))
+            values = self.q_networks(features, actions[:, :0])
+            return tuple((self.scale_to_horizon(values, obs, actions) + known).unbind(0))
         # a shared extractor learns from the actor loss only (SB3's convention)
         with th.set_grad_enabled(not self.share_features_extractor):
             features = self.extract_features(obs, self.features_extractor)
-        return tuple((self.q_networks(features, actions) - self.known_cost(actions)).unbind(0))
+        values = self.scale_to_horizon(self.q_networks(features, actions), obs, actions)
+        return tuple((values - self.known_cost(actions)).unbind(0))
 
     def post_decision_features(
         self, obs: PyTorchObs, actions: th.Tensor, constant: bool = False
@@ -271,6 +325,11 @@ class MeanFieldCritic(BaseModel):
         distance = th.linalg.vector_norm(state - self.goal_state, dim=1, keepdim=True)
         return features, -distance - self.known_cost(actions)
 
+    def scaled_mean(self, values: th.Tensor, obs: PyTorchObs) -> th.Tensor:
+        """The mean over the critics of the networks' outputs ``values``, times ``k`` when ``horizon_scaled``."""
+        mean = values.mean(0)
+        return self.rewards_left(obs) * mean if self.horizon_scaled else mean
+
     def known_cost(self, actions: th.Tensor) -> th.Tensor | float:
         """``c ||a||`` per row (``(batch, 1)``), or 0 without a known effort cost. Its gradient at ``a = 0`` is 0, the
         subgradient of the cone that keeps an action at rest."""
@@ -286,12 +345,13 @@ class MeanFieldCritic(BaseModel):
         members = self.n_critics if self.actor_objective == "mean" else 1
         if self.post_decision:  # the action reaches Q through the features: the extractor enters the gradient
             features, known = self.post_decision_features(obs, actions, constant=True)
-            q_value = self.q_networks(features, actions[:, :0], members=members, constant=True).mean(0) + known
+            values = self.q_networks(features, actions[:, :0], members=members, constant=True)
+            q_value = self.scaled_mean(values, obs) + known
         else:
             with th.no_grad():
                 features = self.extract_features(obs, self.features_extractor)
             values = self.q_networks(features, actions, members=members, constant=True)
-            q_value = values.mean(0) - self.known_cost(actions)
+            q_value = self.scaled_mean(values, obs) - self.known_cost(actions)
         if self.action_barrier != 0.0:
             inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)

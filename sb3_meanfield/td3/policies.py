@@ -93,9 +93,11 @@ class MeanFieldNetworksMixin:
         action_encoder_arch: list[int] | None,
         action_cost: float,
         post_decision: bool = False,
+        horizon_scaled: bool = False,
     ) -> None:
         self.action_cost = check_real("action_cost", action_cost, 0.0)
         self.post_decision = post_decision
+        self.horizon_scaled = horizon_scaled  # checked by the critic
         self.actor_extractor_kwargs = dict(actor_extractor_kwargs or {})
         self.critic_extractor_kwargs = dict(critic_extractor_kwargs or {})
         self.action_encoder_arch = check_arch(
@@ -129,7 +131,11 @@ class MeanFieldNetworksMixin:
 
     def critic_keywords(self) -> dict[str, Any]:
         """Keywords of :class:`MeanFieldCritic` set by the policy's own (a subclass adds its own)."""
-        return {"action_cost": self.action_cost, "post_decision": self.post_decision}
+        return {
+            "action_cost": self.action_cost,
+            "post_decision": self.post_decision,
+            "horizon_scaled": self.horizon_scaled,
+        }
 
     def deterministic_head(self) -> list[Callable[[th.Tensor], th.Tensor]]:
         """The layers the actor applies to its features for its deterministic action, squashing included."""
@@ -181,6 +187,7 @@ class MeanFieldNetworksMixin:
             action_encoder_arch=self.action_encoder_arch,
             action_cost=self.action_cost,
             post_decision=self.post_decision,
+            horizon_scaled=self.horizon_scaled,
         )
         return data
 
@@ -223,6 +230,8 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         walled crowds; False (default): critics of the state and the action.
     :param actor_objective: the critic value the actor ascends (``MeanFieldCritic``): ``"first"`` (default) ``Q_1``,
         as SB3's TD3 and DDPG; ``"mean"`` the mean of the ``n_critics`` critics.
+    :param horizon_scaled: critics whose networks fit the value per reward left in the episode (``MeanFieldCritic``);
+        False (default): the value itself.
     """
 
     def __init__(
@@ -247,10 +256,16 @@ class MeanFieldTD3Policy(MeanFieldNetworksMixin, TD3Policy):  # type: ignore[mis
         action_cost: float = 0.0,
         post_decision: bool = False,
         actor_objective: str = "first",
+        horizon_scaled: bool = False,
     ) -> None:
         # read by make_actor / make_critic, which TD3Policy.__init__ calls through _build
         self._set_mean_field_kwargs(
-            actor_extractor_kwargs, critic_extractor_kwargs, action_encoder_arch, action_cost, post_decision
+            actor_extractor_kwargs,
+            critic_extractor_kwargs,
+            action_encoder_arch,
+            action_cost,
+            post_decision,
+            horizon_scaled,
         )
         self.action_barrier = check_real("action_barrier", action_barrier, 0.0)
         self.action_l2 = check_real("action_l2", action_l2, 0.0)
