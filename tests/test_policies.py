@@ -540,6 +540,24 @@ def test_horizon_scaled_needs_a_horizon():
     flat = spaces.Dict({"state": spaces.Box(-1, 1, (2,)), "population": spaces.Box(0, 1, (3,))})
     with pytest.raises(ValueError, match="horizon_scaled needs a Dict observation with a 'time' entry"):
         MeanFieldCritic(flat, env.action_space, [8], nn.Identity(), 5, horizon_scaled=True)
+    with pytest.raises(ValueError, match="horizon_scaled=True needs an env of mfg_envs"):
+        MFTD3("MeanFieldPolicy", ForeignEnv(), policy_kwargs={"horizon_scaled": True})
+
+
+class ForeignEnv(gym.Env):
+    """An env with the mean field observation that is not one of this package's: no population, no known horizon."""
+
+    observation_space = spaces.Dict(
+        {"state": spaces.Box(-1, 1, (2,)), "population": spaces.Box(0, 1, (3,)), "time": spaces.Box(0, 1, (1,))}
+    )
+    action_space = spaces.Box(-1, 1, (2,))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
 
 
 # --------------------------------------------------------------------------- save / load

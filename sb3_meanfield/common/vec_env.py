@@ -382,11 +382,10 @@ def configure_horizon(model: BaseAlgorithm) -> None:
         return
     n_steps = getattr(learning_population_model(model), "n_steps", None)
     if n_steps is None:
-        raise ValueError(
-            f"policy_kwargs horizon_scaled=True needs an env of mfg_envs (a finite horizon n_steps), got {model.get_env()}"
-        )
+        env = model.get_env()
+        raise ValueError(f"policy_kwargs horizon_scaled=True needs an env of mfg_envs (a finite horizon), got {env}")
     for critic in critics:
-        critic.configure_horizon(n_steps, float(model.gamma))
+        critic.configure_horizon(n_steps, float(model.gamma))  # type: ignore[attr-defined]  # an off-policy algorithm
 
 
 def step_populations(venvs: Sequence[PopulationVecEnv], actions: Sequence[np.ndarray]) -> list[VecEnvStepReturn]:

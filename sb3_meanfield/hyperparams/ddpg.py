@@ -2,8 +2,8 @@
 
 DDPG takes TD3's values: the same policy class (one critic) and the same budget (docs/tuning.md); on
 MFGLinearQuadratic-v0 it takes MF-TD3's ``LQ_FAST`` too; on the walled crowds its barrier gives way to a quadratic,
-it trains two critics that take the known effort cost, on MFGCrowd-v0 on batches of 512 and on MFGCrowdMulti-v0 on
-three-step returns (below).
+it trains two critics that take the known effort cost and are scaled by the rewards left, on MFGCrowd-v0 on batches
+of 512 and on MFGCrowdMulti-v0 on three-step returns (below).
 """
 
 from sb3_meanfield.hyperparams import (
@@ -39,7 +39,9 @@ self_play["MFGCrowdMulti-v0"]["n_steps"] = 3
 #: mean (``actor_objective="mean"``, :class:`~sb3_meanfield.td3.critics.MeanFieldCritic`); its actor moved at every
 #: critic update and its target action without smoothing stay DDPG's. The relative dp gaps of MFGCrowd-v0's seeds
 #: 0 / 1 / 2 went from 0.055 / 0.059 / 0.071 to 0.044 / 0.053 / 0.053, the largest of MFGCrowdMulti-v0 from
-#: 0.103 / 0.125 / 0.106 to 0.112 / 0.082 / 0.113 (docs/tuning.md, "MF-DDPG with two critics").
+#: 0.103 / 0.125 / 0.106 to 0.112 / 0.082 / 0.113 (docs/tuning.md, "MF-DDPG with two critics"). Then critics scaled
+#: by the rewards left (``horizon_scaled``): MFGCrowd-v0 0.046 / 0.045 / 0.050, MFGCrowdMulti-v0 0.055 / 0.056 / 0.056
+#: (docs/tuning.md, "A critic scaled by the rewards left").
 for crowd_id in CROWD_ENV_IDS:
     hyperparams[crowd_id]["policy_kwargs"] = {
         **hyperparams[crowd_id]["policy_kwargs"],

@@ -170,8 +170,9 @@ class MeanFieldCritic(BaseModel):
         from step ``n = N t`` to the horizon ``N`` (``N - n`` undiscounted), so that a network's output has one
         size at every step and the small values and slopes of the last steps are not drowned by the first steps'
         large ones. The critic's own fit (actions that carry no gradient) trains the networks on the squared error
-        over the rewards left, ``(Q - y)^2 / k``, so that a step's weight grows with its value's size rather than
-        with its square; wherever a gradient reaches the action (an actor's objective) ``Q`` is ``k net`` exactly. ``N`` and ``gamma`` come from the env and the algorithm
+        over the rewards left, ``(Q - y)^2 / k = k (net - y / k)^2``: in the networks' units a step weighs ``k``
+        where the plain squared error would weigh it ``k^2``. Wherever a gradient reaches the action (an actor's
+        objective) ``Q`` is ``k net`` exactly. ``N`` and ``gamma`` come from the env and the algorithm
         (:meth:`configure_horizon`); until then the critic refuses to evaluate (docs/tuning.md, "A critic scaled
         by the rewards left").
     :param actor_objective: the critic value :meth:`q1_forward` gives the deterministic actor: ``"first"``
