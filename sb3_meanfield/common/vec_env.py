@@ -378,11 +378,11 @@ def configure_horizon(model: BaseAlgorithm) -> None:
     finite horizon. Without an env (a model loaded alone) the critics keep what they were saved with."""
     critics: list[Any] = [getattr(model.policy, name, None) for name in ("critic", "critic_target")]
     critics = [critic for critic in critics if getattr(critic, "horizon_scaled", False)]
-    if not critics or model.get_env() is None:
+    env = model.get_env()
+    if not critics or env is None:
         return
     n_steps = getattr(learning_population_model(model), "n_steps", None)
     if n_steps is None:
-        env = model.get_env()
         raise ValueError(f"policy_kwargs horizon_scaled=True needs an env of mfg_envs (a finite horizon), got {env}")
     for critic in critics:
         critic.configure_horizon(n_steps, float(model.gamma))  # type: ignore[attr-defined]  # an off-policy algorithm

@@ -326,11 +326,6 @@ class MeanFieldCritic(BaseModel):
         distance = th.linalg.vector_norm(state - self.goal_state, dim=1, keepdim=True)
         return features, -distance - self.known_cost(actions)
 
-    def scaled_mean(self, values: th.Tensor, obs: PyTorchObs) -> th.Tensor:
-        """The mean over the critics of the networks' outputs ``values``, times ``k`` when ``horizon_scaled``."""
-        mean = values.mean(0)
-        return self.rewards_left(obs) * mean if self.horizon_scaled else mean
-
     def known_cost(self, actions: th.Tensor) -> th.Tensor | float:
         """``c ||a||`` per row (``(batch, 1)``), or 0 without a known effort cost. Its gradient at ``a = 0`` is 0, the
         subgradient of the cone that keeps an action at rest."""
@@ -347,12 +342,12 @@ class MeanFieldCritic(BaseModel):
         if self.post_decision:  # the action reaches Q through the features: the extractor enters the gradient
             features, known = self.post_decision_features(obs, actions, constant=True)
             values = self.q_networks(features, actions[:, :0], members=members, constant=True)
-            q_value = self.scaled_mean(values, obs) + known
+            q_value = self.scale_to_horizon(values.mean(0, keepdim=True), obs, actions)[0] + known
         else:
             with th.no_grad():
                 features = self.extract_features(obs, self.features_extractor)
             values = self.q_networks(features, actions, members=members, constant=True)
-            q_value = self.scaled_mean(values, obs) - self.known_cost(actions)
+            q_value = self.scale_to_horizon(values.mean(0, keepdim=True), obs, actions)[0] - self.known_cost(actions)
         if self.action_barrier != 0.0:
             inside = actions.clamp(-self.BARRIER_EDGE, self.BARRIER_EDGE)
             q_value = q_value + self.action_barrier * th.log1p(-inside.square()).sum(dim=1, keepdim=True)
